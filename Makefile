@@ -1,0 +1,39 @@
+# Two commands on a fresh machine with Python 3.11 and pip: `make repro` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+UV = $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+
+.PHONY: setup repro test lint bench clean-venv
+
+## setup: create .venv and install the locked dependencies (bytecode compiled)
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 \
+		|| $(PYTHON) -m pip install --quiet --user uv || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --locked --compile-bytecode --python $(PYTHON)
+	@touch $@
+
+## repro: set up, then run the whole pipeline with DVC
+repro: setup
+	dvc repro
+
+## test: set up, then run the test suite
+test: setup
+	python -m pytest
+
+## lint: ruff over the code
+lint: setup
+	ruff check pipeline stages tests bench
+
+## bench: the loader and HDF5 build benchmarks (prints ratios; see docs/results.md)
+bench: setup
+	python bench/loader.py
+	python bench/build.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,52 @@
+"""The embedded default data: real images that ship inside scikit-learn, written out as files.
+
+The digits become an ordinary class-folder dataset, so the default run goes through exactly the
+same ingest path as a user's own folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def write_digits(out: Path) -> int:
+    """Write scikit-learn's 1,797 8x8 digits as ``out/<label>/digit_NNNN.png`` (8-bit grey).
+
+    The 17 grey levels (0-16) are stretched to 0-255. Returns the number of images written.
+    """
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    pixels = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
+    for index, (image, label) in enumerate(zip(pixels, digits.target, strict=True)):
+        folder = out / str(int(label))
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image, "L").save(folder / f"digit_{index:04d}.png", optimize=False)
+    return len(pixels)
+
+
+def write_samples(out: Path) -> list[str]:
+    """Copy scikit-learn's sample photographs (``china.jpg``, ``flower.jpg``) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    names = []
+    for entry in resources.files("sklearn.datasets.images").iterdir():
+        if entry.name.endswith(".jpg"):
+            with resources.as_file(entry) as source:
+                shutil.copyfile(source, out / entry.name)
+            names.append(entry.name)
+    return sorted(names)
+
+
+def write_all(out: Path) -> dict[str, int]:
+    """Write every embedded dataset under ``out`` (replacing it) and count what was written."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    counts = {"digits": write_digits(tmp / "digits"), "samples": len(write_samples(tmp / "samples"))}
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return counts

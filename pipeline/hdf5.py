@@ -1,0 +1,88 @@
+"""Split datasets as HDF5: uint8 images chunked one per image, labels, class names, paths.
+
+Images are decoded in parallel and written in order into a preallocated dataset, so memory stays
+flat however many images there are. Each file is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pipeline.atomic import atomic_path
+from pipeline.images import load
+from pipeline.params import Hdf5Params
+from pipeline.parallel import ordered_map
+
+
+def _load_one(params: Hdf5Params, channels: int, path: str) -> np.ndarray:
+    return load(path, params.size, channels, params.resize, params.interpolation)
+
+
+def build(
+    rows: Sequence[Mapping[str, str]],
+    classes: list[str],
+    target: Path,
+    params: Hdf5Params,
+    channels: int,
+    desc: str = "hdf5",
+) -> np.ndarray:
+    """Write one split's HDF5 file; return the per-channel pixel sum (float64) for the mean."""
+    height, width = params.size
+    index = {name: i for i, name in enumerate(classes)}
+    unknown = sorted({r["label"] for r in rows} - index.keys())
+    if unknown:
+        raise ValueError(f"labels not in classes.json: {unknown}")
+    compression = None if params.compression == "none" else params.compression
+    total = np.zeros(channels, dtype=np.float64)
+    with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
+        images = f.create_dataset(
+            "images", shape=(len(rows), height, width, channels), dtype=np.uint8,
+            chunks=(1, height, width, channels) if rows else None, compression=compression,
+        )
+        f.create_dataset("labels", data=np.array([index[r["label"]] for r in rows], np.int32))
+        f.create_dataset("paths", data=[r["path"] for r in rows], dtype=h5py.string_dtype())
+        f.attrs["classes"] = json.dumps(classes)
+        f.attrs["size"] = (height, width)
+        f.attrs["channels"] = channels
+        f.attrs["resize"] = params.resize
+        decode = functools.partial(_load_one, params, channels)
+        pixels = ordered_map(
+            decode, (r["path"] for r in rows), total=len(rows), workers=params.workers, desc=desc
+        )
+        for i, image in enumerate(pixels):
+            images[i] = image
+            total += image.sum(axis=(0, 1), dtype=np.float64)
+    return total
+
+
+class Split:
+    """Read-side view of one split file: ``len``, ``classes``, ``labels``, slices of images."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        with h5py.File(self.path, "r") as f:
+            self.classes: list[str] = json.loads(f.attrs["classes"])
+            self.labels: np.ndarray = f["labels"][:]
+            self.shape: tuple[int, ...] = tuple(f["images"].shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape))
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Images ``start:stop`` as one contiguous read."""
+        with h5py.File(self.path, "r") as f:
+            return f["images"][start:stop]
+
+    def paths(self) -> list[str]:
+        with h5py.File(self.path, "r") as f:
+            return [p.decode() if isinstance(p, bytes) else p for p in f["paths"][:]]

@@ -1,0 +1,311 @@
+"""The schema of ``params.yaml``: one pydantic model per stage section, validated as a whole.
+
+Every stage loads the whole file through :func:`load_params` before it does anything, so a typo in
+any section stops every stage with a message that names the dotted key.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PosInt = Annotated[int, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+
+
+class Section(BaseModel):
+    """Base of every params section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BaseParams(Section):
+    """Settings shared by every stage."""
+
+    seed: int = Field(42, ge=0, description="Seed for the split, weight init and shuffling.")
+
+
+class EmbedParams(Section):
+    """The embedded default data, written out of scikit-learn as ordinary image folders."""
+
+    out: str = Field(
+        "data/embedded",
+        description="Folder the embedded datasets are written to: digits/<label>/*.png (the "
+        "1,797 8x8 scikit-learn digits) and samples/*.jpg (scikit-learn's sample photos).",
+    )
+
+
+class SourceParams(Section):
+    """Where the images come from."""
+
+    kind: Literal["folder", "filename", "csv"] = Field(
+        "folder",
+        description="folder: one sub-folder per class; filename: label parsed from the file "
+        "name by `pattern`; csv: a manifest with columns path,label (paths relative to the CSV).",
+    )
+    path: str = Field(
+        "data/embedded/digits",
+        description="The folder (folder, filename) or CSV file (csv). Also a DVC dependency of "
+        "the ingest stage, so editing one image re-runs what depends on it.",
+    )
+    pattern: str = Field(
+        r"^(?P<label>[^.]+)\.",
+        description="kind=filename: a regex with a named group `label`, searched in the file "
+        "name. The default reads `cat` from `cat.123.jpg`.",
+    )
+    recursive: bool = Field(True, description="kind=filename: also look in sub-folders.")
+
+    @model_validator(mode="after")
+    def _pattern_has_label(self) -> SourceParams:
+        import re
+
+        try:
+            compiled = re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern is not a valid regex: {exc}") from None
+        if "label" not in compiled.groupindex:
+            raise ValueError("pattern needs a named group (?P<label>...)")
+        return self
+
+
+class IngestParams(Section):
+    """Checks every image, writes a manifest of the good ones and a report of the rest."""
+
+    source: SourceParams = SourceParams()
+    channels: Literal[1, 3] = Field(3, description="1: greyscale, 3: RGB. Every image is converted.")
+    extensions: list[str] = Field(
+        [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"],
+        min_length=1,
+        description="File endings taken as images (case-insensitive); other files are listed "
+        "as skipped.",
+    )
+    max_pixels: PosInt = Field(
+        40_000_000, description="Images with more pixels than this are rejected (decompression bombs)."
+    )
+    max_reject_fraction: float = Field(
+        0.05, ge=0.0, le=1.0, description="The stage fails when more images than this are rejected."
+    )
+    workers: int = Field(0, ge=0, description="Processes that check images; 0 = one per core.")
+
+
+class SplitParams(Section):
+    """Hash-stable, stratified-in-expectation train/val/test (and train-dev) split."""
+
+    val: Fraction = Field(0.15, description="Fraction of all images in the validation split.")
+    test: Fraction = Field(0.15, description="Fraction of all images in the test split.")
+    train_dev: Fraction = Field(
+        0.0, description="Fraction of the training images carved out as a train-dev split (0: none)."
+    )
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> SplitParams:
+        if self.val + self.test >= 1.0:
+            raise ValueError(f"val + test must be < 1, got {self.val + self.test:g}")
+        return self
+
+
+class Hdf5Params(Section):
+    """Decodes, resizes and packs each split into one uint8 HDF5 file."""
+
+    size: tuple[PosInt, PosInt] = Field((28, 28), description="[height, width] of stored images.")
+    resize: Literal["simple", "aspect"] = Field(
+        "simple",
+        description="simple: stretch to size; aspect: scale the shorter side, then centre-crop.",
+    )
+    interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box"] = Field(
+        "bilinear", description="Pillow resampling filter (antialiased when shrinking)."
+    )
+    compression: Literal["none", "lzf", "gzip"] = Field(
+        "none", description="HDF5 filter for images; chunks hold one image each."
+    )
+    workers: int = Field(0, ge=0, description="Decoding processes; 0 = one per core.")
+
+
+class PreprocessParams(Section):
+    """Batch preprocessing applied by the loader, stored beside the model for prediction."""
+
+    scale: bool = Field(True, description="Divide pixels by 255.")
+    mean_subtract: bool = Field(
+        False, description="Subtract the train split's mean R, G, B (from the hdf5 stage)."
+    )
+    crop: tuple[PosInt, PosInt] | None = Field(
+        None,
+        description="[height, width] patch: random in training, centred in evaluation. "
+        "null: no crop.",
+    )
+
+
+class AugmentParams(Section):
+    """Keras preprocessing layers applied to training batches only."""
+
+    flip: bool = Field(False, description="Random horizontal flip.")
+    rotation: float = Field(0.0, ge=0.0, le=1.0, description="Max rotation, fraction of 2*pi.")
+    shift: float = Field(0.0, ge=0.0, lt=1.0, description="Max translation, fraction of size.")
+    zoom: float = Field(0.0, ge=0.0, lt=1.0, description="Max zoom in or out, fraction.")
+    contrast: float = Field(0.0, ge=0.0, lt=1.0, description="Max contrast change, fraction.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip or any((self.rotation, self.shift, self.zoom, self.contrast))
+
+
+class LoaderParams(Section):
+    """How batches are read from HDF5."""
+
+    memory_limit_mb: int = Field(
+        1024, ge=0, description="Splits smaller than this are read into memory once; larger "
+        "ones are streamed in shuffled contiguous blocks."
+    )
+    block_size: PosInt = Field(
+        256, description="Streaming: images per contiguous read; a batch mixes several blocks."
+    )
+    workers: int = Field(1, ge=1, description="Threads preparing batches ahead of the model.")
+
+
+class TrainParams(Section):
+    """Trains a model from the registry with ``model.fit`` on the HDF5 loader."""
+
+    model: Literal["shallownet", "lenet"] = Field("lenet", description="Architecture by name.")
+    epochs: PosInt = Field(20, description="Passes over the training split.")
+    batch_size: PosInt = Field(64, description="Images per gradient step.")
+    optimizer: Literal["sgd", "adam", "rmsprop"] = Field("sgd", description="Optimizer by name.")
+    lr: float = Field(0.05, gt=0.0, le=10.0, description="Learning rate.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
+    preprocess: PreprocessParams = PreprocessParams()
+    augment: AugmentParams = AugmentParams()
+    loader: LoaderParams = LoaderParams()
+
+
+class EvaluateParams(Section):
+    """Scores the trained model on the test split."""
+
+    batch_size: PosInt = Field(256, description="Images per prediction batch.")
+    split: Literal["test", "val", "train_dev", "train"] = Field(
+        "test", description="Split to score; tune on val, score test once."
+    )
+
+
+class Params(Section):
+    """The whole ``params.yaml``."""
+
+    base: BaseParams = BaseParams()
+    embed: EmbedParams = EmbedParams()
+    ingest: IngestParams = IngestParams()
+    split: SplitParams = SplitParams()
+    hdf5: Hdf5Params = Hdf5Params()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
+    @model_validator(mode="after")
+    def _source_exists(self) -> Params:
+        """The source must exist, unless the embed stage writes it (then DVC runs embed first)."""
+        source = Path(self.ingest.source.path)
+        if source.exists() or source.is_relative_to(Path(self.embed.out)):
+            return self
+        raise ParamsPathError(f"ingest.source.path: does not exist: {source}")
+
+
+class ParamsPathError(ValueError):
+    """A path in params that must exist does not."""
+
+
+class ParamsError(Exception):
+    """``params.yaml`` is unreadable or invalid; ``lines`` name each dotted key and the reason."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def _describe(error: dict[str, Any]) -> str:
+    """One line per pydantic error: ``dotted.key: reason, got value``."""
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("ingest.source.path:"):
+        return message
+    if error["type"] == "missing":
+        return f"{key}: required"
+    got = f", got {error['input']!r}" if not isinstance(error.get("input"), dict) else ""
+    return f"{key}: {message}{got}" if key else f"{message}{got}"
+
+
+def validate(data: Any) -> Params:
+    """Validate an already-parsed params mapping."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError([f"the params file must be a mapping, got {type(data).__name__}"])
+    try:
+        return Params.model_validate(data)
+    except ValidationError as exc:
+        raise ParamsError([_describe(e) for e in exc.errors()]) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; raise :class:`ParamsError` naming each bad key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ParamsError([f"cannot read {path}: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParamsError([f"{path} is not valid YAML: {exc}"]) from None
+    return validate(data)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``params.yaml``."""
+    return Params.model_json_schema()
+
+
+_LIMITS = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<",
+           "minItems": "items >=", "minLength": "items >="}
+
+
+def _type_of(prop: dict[str, Any]) -> str:
+    """A short human type for one JSON Schema property."""
+    if "enum" in prop:
+        return " \\| ".join(json.dumps(v) for v in prop["enum"])
+    if "const" in prop:
+        return json.dumps(prop["const"])
+    if "anyOf" in prop:
+        return " or ".join(_type_of(p) for p in prop["anyOf"])
+    kind = prop.get("type", "any")
+    if kind == "array":
+        items = prop.get("prefixItems") or [prop.get("items", {})]
+        kind = f"[{', '.join(_type_of(i) for i in items)}]"
+    limits = [f"{op} {prop[k]}" for k, op in _LIMITS.items() if k in prop]
+    return f"{kind} ({', '.join(limits)})" if limits else kind
+
+
+def _rows(schema: dict[str, Any], node: dict[str, Any], prefix: str) -> list[list[str]]:
+    rows = []
+    for name, prop in node.get("properties", {}).items():
+        key = f"{prefix}{name}"
+        ref = prop.get("$ref") or (prop.get("allOf") or [{}])[0].get("$ref")
+        if ref:
+            section = schema["$defs"][ref.rsplit("/", 1)[-1]]
+            doc = (section.get("description") or "").strip().splitlines()
+            rows.append([f"`{key}`", "section", "", doc[0] if doc else ""])
+            rows.extend(_rows(schema, section, f"{key}."))
+            continue
+        default = f"`{json.dumps(prop['default'])}`" if "default" in prop else ""
+        rows.append([f"`{key}`", _type_of(prop), default, prop.get("description", "")])
+    return rows
+
+
+def reference_markdown() -> str:
+    """A Markdown table of every params key: type and limits, default, meaning."""
+    schema = json_schema()
+    lines = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    for row in _rows(schema, schema, ""):
+        lines.append("| " + " | ".join(cell.replace("\n", " ") for cell in row) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""The ``cvpipe`` command: every stage as a subcommand, plus ``params`` and ``data`` tools.
+
+Subcommands are imported only when they run, so ``cvpipe --help`` and the stages that need no
+model never import Keras.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+#: subcommand -> module whose ``cli`` it is. Stages first, in pipeline order.
+COMMANDS = {
+    "embed": "stages.embed",
+    "ingest": "stages.ingest",
+    "split": "stages.split",
+    "hdf5": "stages.hdf5",
+    "train": "stages.train",
+    "evaluate": "stages.evaluate",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [*COMMANDS, *sorted(super().list_commands(ctx))]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            return importlib.import_module(COMMANDS[name]).cli
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List subcommands with their first docstring line, without importing the stages."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                doc = importlib.util.find_spec(COMMANDS[name])
+                rows.append((name, _module_summary(doc.origin) if doc and doc.origin else ""))
+            else:
+                command = super().get_command(ctx, name)
+                rows.append((name, command.get_short_help_str(60) if command else ""))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def _module_summary(path: str) -> str:
+    """The first docstring line of a stage module, read as text (no import)."""
+    text = Path(path).read_text(encoding="utf-8")
+    line = text.split('"""', 2)[1].strip().splitlines()[0] if '"""' in text else ""
+    summary = line.split(": ", 1)[-1]
+    return summary[:1].upper() + summary[1:]
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """cvpipe: a declarative, versioned DVC + Keras pipeline for computer vision.
+
+    Edit params.yaml and run `dvc repro`; each stage below is also a command of its own
+    (`cvpipe ingest --params params.yaml`).
+    """
+
+
+@main.group()
+def params() -> None:
+    """Check params files and print their schema."""
+
+
+@params.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), default="params.yaml")
+def params_check(file: Path) -> None:
+    """Validate FILE (default params.yaml); exit 2 naming each bad key."""
+    from stages.common import load_or_exit
+
+    load_or_exit(file)
+    click.echo(f"{file}: valid")
+
+
+@params.command("schema")
+def params_schema() -> None:
+    """Print the JSON Schema of params.yaml."""
+    from pipeline.params import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@params.command("docs")
+def params_docs() -> None:
+    """Print a Markdown reference of every params key (as in the README)."""
+    from pipeline.params import reference_markdown
+
+    click.echo(reference_markdown())
+
+
+@main.group()
+def data() -> None:
+    """Bring datasets under DVC's version control."""
+
+
+@data.command("add")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--name", help="Folder name under data/raw/ (default: PATH's name).")
+def data_add(path: Path, name: str | None) -> None:
+    """Copy PATH (a folder or a CSV with its images) into data/raw/NAME and `dvc add` it.
+
+    Then point the pipeline at it with `ingest.source.path: data/raw/NAME`; git tracks only the
+    small .dvc file, and `dvc push` sends the images to the remote.
+    """
+    from pipeline.versioning import add_dataset
+
+    try:
+        target = add_dataset(path, Path("data/raw") / (name or path.name))
+    except (FileExistsError, RuntimeError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"added {target} (tracked by {target}.dvc); set ingest.source.path: {target}")
+
+
+if __name__ == "__main__":
+    main()

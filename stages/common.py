@@ -1,0 +1,42 @@
+"""What every stage script shares: the ``--params`` option and exiting cleanly on bad params."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pipeline.params import Params, ParamsError, load_params
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+params_option = click.option(
+    "--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
+    default="params.yaml", show_default=True, help="The params file to read and validate.",
+)
+
+
+def load_or_exit(path: Path) -> Params:
+    """Validate the whole params file; on any error print each dotted key and exit with 2."""
+    try:
+        return load_params(path)
+    except ParamsError as exc:
+        click.echo(f"invalid params in {path}:", err=True)
+        for line in exc.lines:
+            click.echo(f"  {line}", err=True)
+        sys.exit(2)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print ``message`` as an error and exit (nothing further is written)."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def quiet_backend() -> None:
+    """Silence TensorFlow's start-up chatter before Keras is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,0 +1,43 @@
+"""Stage `hdf5`: decode, resize and pack each split into a uint8 HDF5 file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stages.common import load_or_exit, params_option
+
+
+@click.command(name="hdf5")
+@params_option
+@click.option("--splits", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default="data/split", show_default=True, help="Folder written by the split stage.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/hdf5",
+              show_default=True, help="Folder for <split>.h5 and mean.json.")
+def cli(params_path: Path, splits: Path, out: Path) -> None:
+    """Write ``<split>.h5`` (images uint8 N,H,W,C chunked per image; labels; classes; paths).
+
+    Images are resized to ``hdf5.size`` (``simple`` stretch or ``aspect`` crop) by
+    ``hdf5.workers`` processes, JPEGs decoded in draft mode when shrinking. The train split's
+    mean R, G, B goes to ``mean.json`` for mean subtraction.
+    """
+    params = load_or_exit(params_path)
+    from pipeline import atomic, hdf5
+    from pipeline.split import SPLITS
+    from pipeline.tables import read_csv
+
+    classes = atomic.read_json(splits / "classes.json")
+    channels = params.ingest.channels
+    for name in SPLITS:
+        rows = read_csv(splits / f"{name}.csv")
+        total = hdf5.build(rows, classes, out / f"{name}.h5", params.hdf5, channels, desc=name)
+        if name == "train":
+            pixels = len(rows) * params.hdf5.size[0] * params.hdf5.size[1]
+            mean = (total / pixels).round(4).tolist() if pixels else [0.0] * channels
+            atomic.write_json(out / "mean.json", {"mean": mean, "images": len(rows)})
+        click.echo(f"hdf5: {name}: {len(rows)} images -> {out / f'{name}.h5'}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,49 @@
+"""Stage `ingest`: check every source image; write the manifest and the rejects report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stages.common import fail, load_or_exit, params_option
+
+
+@click.command(name="ingest")
+@params_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/ingest",
+              show_default=True, help="Folder for manifest.csv and classes.json.")
+@click.option("--reports", type=click.Path(file_okay=False, path_type=Path),
+              default="results/ingest", show_default=True,
+              help="Folder for rejects.csv, duplicates.csv and summary.json.")
+def cli(params_path: Path, out: Path, reports: Path) -> None:
+    """Read the images named by ``ingest.source`` and keep the usable ones.
+
+    Every candidate is hashed and fully decoded. Unreadable or odd files (zero-byte, truncated,
+    not an image, too many pixels, unsupported mode) are listed with their reason in
+    ``rejects.csv``; the stage fails only when they exceed ``ingest.max_reject_fraction``.
+    Exact duplicates (same SHA-256) go to ``duplicates.csv``.
+    """
+    params = load_or_exit(params_path)
+    from pipeline.ingest import TooManyRejects, check_rejects, ingest, write_manifest, write_reports
+
+    try:
+        result = ingest(params.ingest)
+    except ValueError as exc:
+        fail(str(exc))
+    write_reports(result, reports)
+    summary = result.summary()
+    click.echo(
+        f"ingest: {summary['accepted']} images in {summary['classes']} classes accepted, "
+        f"{summary['rejected']} rejected, {summary['duplicate_groups']} duplicate groups "
+        f"(reports in {reports})"
+    )
+    try:
+        check_rejects(result, params.ingest)
+    except (TooManyRejects, ValueError) as exc:
+        fail(str(exc))
+    write_manifest(result, out)
+
+
+if __name__ == "__main__":
+    cli()
