@@ -173,7 +173,7 @@ class TrainParams(Section):
     epochs: PosInt = Field(20, description="Passes over the training split.")
     batch_size: PosInt = Field(64, description="Images per gradient step.")
     optimizer: Literal["sgd", "adam", "rmsprop"] = Field("sgd", description="Optimizer by name.")
-    lr: float = Field(0.05, gt=0.0, le=10.0, description="Learning rate.")
+    lr: float = Field(0.01, gt=0.0, le=10.0, description="Learning rate.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
     preprocess: PreprocessParams = PreprocessParams()
     augment: AugmentParams = AugmentParams()
