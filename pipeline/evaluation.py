@@ -21,7 +21,7 @@ def scores(probabilities: np.ndarray, labels: np.ndarray, classes: list[str]) ->
     from sklearn.metrics import classification_report, confusion_matrix
 
     predicted = probabilities.argmax(axis=1)
-    metrics: dict[str, Any] = {"rank1": rank_k(probabilities, labels, 1), "images": int(len(labels))}
+    metrics: dict[str, Any] = {"rank1": rank_k(probabilities, labels, 1), "images": len(labels)}
     notes = []
     if len(classes) > 5:
         metrics["rank5"] = rank_k(probabilities, labels, 5)

@@ -16,8 +16,8 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.images import load
-from pipeline.params import Hdf5Params
 from pipeline.parallel import ordered_map
+from pipeline.params import Hdf5Params
 
 
 def _load_one(params: Hdf5Params, channels: int, path: str) -> np.ndarray:

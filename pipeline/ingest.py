@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pipeline import atomic
 from pipeline.images import ImageInfo, RejectedImage, inspect
-from pipeline.params import IngestParams
 from pipeline.parallel import ordered_map
+from pipeline.params import IngestParams
 from pipeline.sources import Candidate, Skip, discover, display_path
 from pipeline.tables import write_csv
 

@@ -99,6 +99,9 @@ class HDF5Loader(keras.utils.PyDataset):
         self._order = order
 
     def on_epoch_end(self) -> None:
+        """Move to the next order. Keras also calls this once when ``fit`` starts
+        (``EpochIterator.reset``), on every backend, so the sequence of orders a run sees depends
+        only on the epoch it starts from."""
         self.set_epoch(self.epoch + 1)
 
     # -- reading ----------------------------------------------------------------------------

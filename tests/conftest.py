@@ -1,0 +1,121 @@
+"""Shared fixtures: small real images on disk, a corpus of broken ones, and a DVC repo."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def write_image(path: Path, seed: int, size: tuple[int, int] = (12, 10), fmt: str = "PNG") -> Path:
+    """A random RGB image, distinct per ``seed``."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels, "RGB").save(path, fmt)
+    return path
+
+
+def make_class_folders(root: Path, classes: dict[str, int], start: int = 0) -> list[Path]:
+    """``root/<label>/img_<n>.png`` with ``classes[label]`` random images each."""
+    paths = []
+    seed = start
+    for label, count in classes.items():
+        for _ in range(count):
+            paths.append(write_image(root / label / f"img_{seed:05d}.png", seed))
+            seed += 1
+    return paths
+
+
+def huge_header_png(width: int, height: int) -> bytes:
+    """A valid tiny PNG whose IHDR claims ``width`` x ``height`` (a decompression bomb header)."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4:ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr:ihdr + 17])) & 0xFFFFFFFF
+    data[ihdr + 17:ihdr + 21] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+def make_bad_corpus(folder: Path) -> dict[str, str | None]:
+    """Write the odd files into ``folder``; map file name to expected reject reason (None: kept)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    expected: dict[str, str | None] = {}
+    good = write_image(folder / "good.jpg", 1, (64, 48), "JPEG").read_bytes()
+    expected["good.jpg"] = None
+    (folder / "truncated.jpg").write_bytes(good[: len(good) // 2])
+    expected["truncated.jpg"] = "truncated"
+    (folder / "zero.jpg").write_bytes(b"")
+    expected["zero.jpg"] = "zero-byte"
+    (folder / "text.jpg").write_text("this is not an image\n")
+    expected["text.jpg"] = "not-an-image"
+    Image.new("CMYK", (20, 10), (0, 255, 255, 0)).save(folder / "cmyk.jpg", "JPEG")
+    expected["cmyk.jpg"] = None
+    Image.new("RGBA", (20, 10), (0, 0, 255, 128)).save(folder / "rgba.png")
+    expected["rgba.png"] = None
+    wide = np.full((10, 20), 65535, dtype=np.uint16)
+    wide[:, :10] = 257 * 100
+    Image.fromarray(wide).save(folder / "sixteen.png")
+    expected["sixteen.png"] = None
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when displayed
+    Image.new("RGB", (40, 20), (10, 200, 30)).save(folder / "rotated.jpg", "JPEG", exif=exif)
+    expected["rotated.jpg"] = None
+    (folder / "huge.png").write_bytes(huge_header_png(100_000, 100_000))
+    expected["huge.png"] = "too-many-pixels"
+    Image.new("P", (20, 10), 3).save(folder / "palette.gif")
+    expected["palette.gif"] = None
+    return expected
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test inside its temporary folder (stages write relative to the working dir)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def venv_env() -> dict[str, str]:
+    """The environment for subprocesses: this interpreter's bin first on PATH, quiet TF."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.pop("DVC_ROOT", None)
+    return env
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    """Run a command in ``cwd``; on failure show its output in the assertion."""
+    done = subprocess.run(cmd, cwd=cwd, env=venv_env(), capture_output=True, text=True, **kwargs)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def copy_project(dest: Path) -> Path:
+    """A fresh git + DVC repository holding this project's pipeline (code, dvc.yaml, params)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy2(ROOT / name, dest / name)
+    for name in ("pipeline", "stages"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+    run(["git", "init", "-q", "-b", "main"], dest)
+    run(["git", "config", "user.email", "test@cvpipe"], dest)
+    run(["git", "config", "user.name", "cvpipe test"], dest)
+    run([sys.executable, "-m", "dvc", "init", "-q"], dest)
+    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], dest)
+    return dest

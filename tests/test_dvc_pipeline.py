@@ -1,0 +1,156 @@
+"""End to end: `dvc repro` in a temporary git repo on a shrunk config, then data versioning.
+
+One repository is reproduced once for the module; each test leaves it as it found it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.embedded import write_digits
+from tests.conftest import copy_project, run
+
+pytestmark = pytest.mark.slow
+
+DVC = [sys.executable, "-m", "dvc"]
+CACHED_OUTPUTS = ("data/ingest", "data/split", "data/hdf5", "models/train")
+
+
+def shrink(params: dict, source: Path) -> dict:
+    """Small and fast: an outside source, 12x12 grey, ShallowNet, 2 epochs, no augmentation."""
+    params["ingest"]["source"].update(kind="folder", path=str(source))
+    params["ingest"]["channels"] = 1
+    params["hdf5"]["size"] = [12, 12]
+    params["train"].update(model="shallownet", epochs=2, batch_size=64, lr=0.05)
+    params["train"]["augment"] = {"flip": False, "rotation": 0.0, "shift": 0.0, "zoom": 0.0,
+                                  "contrast": 0.0}
+    return params
+
+
+def digests(root: Path) -> dict[str, str]:
+    """SHA-256 of every file under the cached outputs."""
+    out = {}
+    for name in CACHED_OUTPUTS:
+        for path in sorted((root / name).rglob("*")):
+            if path.is_file():
+                out[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("e2e")
+    source = base / "source"
+    write_digits(source)
+    (source / "3" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    root = copy_project(base / "repo")
+    params = shrink(yaml.safe_load((root / "params.yaml").read_text()), source)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "pipeline"], root)
+    run([*DVC, "repro"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "first run"], root)
+    return root
+
+
+def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
+    metrics = json.loads((repo / "results/evaluate/metrics.json").read_text())
+    assert metrics["split"] == "test" and 0.5 < metrics["rank1"] <= 1.0
+    assert "rank5" in metrics and len(metrics["per_class"]) == 10
+    train = json.loads((repo / "results/train/metrics.json").read_text())
+    assert train["step"] == 1 and "loss" in train["train"]
+    rejects = (repo / "results/ingest/rejects.csv").read_text()
+    assert "broken.png,not-an-image" in rejects
+    shown = json.loads(run([*DVC, "metrics", "show", "--json"], repo).stdout)
+    assert "results/evaluate/metrics.json" in json.dumps(shown)
+    assert (repo / "results/train/plots/metrics/train/loss.tsv").exists()
+    assert (repo / "results/evaluate/confusion.png").stat().st_size > 0
+
+
+def test_second_repro_is_a_no_op(repo: Path) -> None:
+    out = run([*DVC, "repro"], repo).stdout
+    assert "Data and pipelines are up to date." in out
+    assert "Running stage" not in out
+
+
+def test_changing_one_image_reruns_from_ingest(repo: Path) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    image = Path(params["ingest"]["source"]["path"]) / "7" / sorted(
+        p.name for p in (Path(params["ingest"]["source"]["path"]) / "7").iterdir())[0]
+    original = image.read_bytes()
+    try:
+        shutil.copyfile(image.parent.parent / "1" / sorted(
+            (image.parent.parent / "1").iterdir())[0].name, image)
+        status = json.loads(run([*DVC, "status", "--json"], repo).stdout)
+        assert set(status) == {"ingest"}
+        dry = run([*DVC, "repro", "--dry"], repo).stdout
+        assert "Running stage 'ingest'" in dry and "Running stage 'embed'" not in dry
+    finally:
+        image.write_bytes(original)
+    assert json.loads(run([*DVC, "status", "--json"], repo).stdout) == {}
+
+
+def test_push_delete_pull_restores_identical_outputs(repo: Path, tmp_path: Path) -> None:
+    run([*DVC, "remote", "add", "--local", "-f", "-d", "scratch", str(tmp_path / "remote")], repo)
+    before = digests(repo)
+    run([*DVC, "push"], repo)
+    shutil.rmtree(repo / ".dvc" / "cache")
+    for name in CACHED_OUTPUTS:
+        shutil.rmtree(repo / name)
+    run([*DVC, "pull"], repo)
+    assert digests(repo) == before
+    assert json.loads(run([*DVC, "status", "--json"], repo).stdout) == {}
+
+
+def test_checkout_of_older_commit_restores_its_model(repo: Path) -> None:
+    first = digests(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = 3
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run([*DVC, "repro"], repo).stdout
+    assert "Running stage 'train'" in out and "Running stage 'hdf5'" not in out
+    run(["git", "commit", "-qam", "three epochs"], repo)
+    second = digests(repo)
+    assert second["models/train/model.keras"] != first["models/train/model.keras"]
+    run(["git", "checkout", "-q", "HEAD~1"], repo)
+    run([*DVC, "checkout"], repo)
+    assert digests(repo) == first
+    run(["git", "checkout", "-q", "main"], repo)
+    run([*DVC, "checkout"], repo)
+    assert digests(repo) == second
+
+
+def test_exp_run_with_set_param(repo: Path) -> None:
+    run([*DVC, "exp", "run", "-S", "train.epochs=1"], repo)
+    try:
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        assert params["train"]["epochs"] == 1
+        shown = json.loads(run([*DVC, "exp", "show", "--json"], repo).stdout)
+        assert "train.epochs" in json.dumps(shown) or '"epochs": 1' in json.dumps(shown)
+        assert json.loads((repo / "results/train/metrics.json").read_text())["step"] == 0
+    finally:
+        run(["git", "checkout", "--", "."], repo)
+        run([*DVC, "checkout", "--force"], repo)
+
+
+def test_data_add_tracks_a_folder_with_dvc(repo: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    write_digits(folder)
+    done = run([sys.executable, "-m", "stages.cli", "data", "add", str(folder), "--name", "mine"],
+               repo)
+    assert "ingest.source.path: data/raw/mine" in done.stdout
+    assert (repo / "data/raw/mine.dvc").is_file()
+    assert run(["git", "check-ignore", "-q", "data/raw/mine"], repo, check=False).returncode == 0
+    assert run(["git", "check-ignore", "-q", "data/raw/mine.dvc"], repo,
+               check=False).returncode == 1
+    again = run([sys.executable, "-m", "stages.cli", "data", "add", str(folder), "--name", "mine"],
+                repo, check=False)
+    assert again.returncode == 1 and "already exists" in again.stderr

@@ -1,0 +1,126 @@
+"""Params validation: every error names the dotted key; invalid files write nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.params import ParamsError, load_params, reference_markdown, validate
+from tests.conftest import ROOT, venv_env
+
+
+def defaults() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def errors_of(data: dict) -> list[str]:
+    with pytest.raises(ParamsError) as info:
+        validate(data)
+    return info.value.lines
+
+
+def test_shipped_params_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    params = load_params(ROOT / "params.yaml")
+    assert params.train.model in {"lenet", "shallownet"}
+
+
+def test_negative_lr_names_key_and_value() -> None:
+    data = defaults()
+    data["train"]["lr"] = -1
+    assert errors_of(data) == ["train.lr: Input should be greater than 0, got -1"]
+
+
+def test_unknown_nested_key_is_named() -> None:
+    data = defaults()
+    data["ingest"]["source"]["colour"] = "red"
+    assert errors_of(data) == ["ingest.source.colour: unknown key"]
+
+
+def test_enum_and_range_errors_are_all_reported() -> None:
+    data = defaults()
+    data["hdf5"]["resize"] = "squash"
+    data["split"]["test"] = 1.5
+    lines = errors_of(data)
+    assert any(line.startswith("hdf5.resize: Input should be 'simple' or 'aspect'") for line in lines)
+    assert any(line.startswith("split.test: Input should be less than 1") for line in lines)
+
+
+def test_fractions_must_leave_training_data() -> None:
+    data = defaults()
+    data["split"].update(val=0.5, test=0.5)
+    assert errors_of(data) == ["split: val + test must be < 1, got 1"]
+
+
+def test_pattern_needs_label_group() -> None:
+    data = defaults()
+    data["ingest"]["source"]["pattern"] = r"^(\w+)\."
+    assert errors_of(data) == ["ingest.source: pattern needs a named group (?P<label>...)"]
+
+
+def test_missing_source_path(tmp_path: Path) -> None:
+    data = defaults()
+    data["ingest"]["source"]["path"] = str(tmp_path / "nowhere")
+    assert errors_of(data) == [f"ingest.source.path: does not exist: {tmp_path / 'nowhere'}"]
+
+
+def test_not_a_mapping_and_bad_yaml(tmp_path: Path) -> None:
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    (tmp_path / "broken.yaml").write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match="must be a mapping"):
+        load_params(tmp_path / "list.yaml")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(tmp_path / "broken.yaml")
+
+
+def cvpipe(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stages.cli", *args], cwd=cwd, env={
+        **venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+
+
+def test_check_command_exits_2_naming_unknown_key(tmp_path: Path) -> None:
+    data = defaults()
+    data["train"]["epochz"] = 3
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    done = cvpipe("params", "check", str(bad), cwd=ROOT)
+    assert done.returncode == 2
+    assert "train.epochz: unknown key" in done.stderr
+
+
+def test_check_command_accepts_shipped_file() -> None:
+    done = cvpipe("params", "check", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "valid" in done.stdout
+
+
+def test_invalid_params_stop_a_stage_before_it_writes(tmp_path: Path) -> None:
+    data = defaults()
+    data["ingest"]["max_reject_fraction"] = 2
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.embed", "--params", str(bad)], cwd=tmp_path,
+        env={**venv_env(), "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+    )
+    assert done.returncode == 2
+    assert "ingest.max_reject_fraction: Input should be less than or equal to 1, got 2" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_schema_is_json_schema_with_every_section() -> None:
+    done = cvpipe("params", "schema", cwd=ROOT)
+    schema = json.loads(done.stdout)
+    assert set(schema["properties"]) == set(defaults())
+    assert schema["additionalProperties"] is False
+
+
+def test_reference_lists_every_leaf_key() -> None:
+    table = reference_markdown()
+    for key in ("train.lr", "ingest.source.kind", "hdf5.resize", "train.loader.block_size"):
+        assert f"| `{key}` |" in table
