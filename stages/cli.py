@@ -7,6 +7,7 @@ model never import Keras.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import sys
 from pathlib import Path
