@@ -1,13 +1,13 @@
 # Two commands on a fresh machine with Python 3.11 and pip: `make repro` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 UV = $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 
-.PHONY: setup repro test lint bench clean-venv
+.PHONY: setup repro test lint bench docs clean-venv
 
 ## setup: create .venv and install the locked dependencies (bytecode compiled)
 setup: $(VENV)/.installed
@@ -34,6 +34,10 @@ lint: setup
 bench: setup
 	python bench/loader.py
 	python bench/build.py
+
+## docs: regenerate the params reference in the README
+docs: setup
+	python -m stages.cli params docs --update README.md
 
 clean-venv:
 	rm -rf $(VENV)

@@ -61,6 +61,24 @@ def build(
     return total
 
 
+def write_arrays(
+    target: Path, images: np.ndarray, labels: np.ndarray, classes: list[str],
+    paths: Sequence[str] | None = None,
+) -> None:
+    """Write in-memory uint8 ``(N, H, W, C)`` images in the same layout as :func:`build`."""
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise ValueError(f"images must be uint8 (N, H, W, C), got {images.dtype} {images.shape}")
+    n, height, width, channels = images.shape
+    with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("images", data=images, chunks=(1, height, width, channels) if n else None)
+        f.create_dataset("labels", data=np.asarray(labels, np.int32))
+        names = list(paths) if paths is not None else [f"#{i}" for i in range(n)]
+        f.create_dataset("paths", data=names, dtype=h5py.string_dtype())
+        f.attrs["classes"] = json.dumps(classes)
+        f.attrs["size"] = (height, width)
+        f.attrs["channels"] = channels
+
+
 class Split:
     """Read-side view of one split file: ``len``, ``classes``, ``labels``, slices of images."""
 

@@ -169,7 +169,7 @@ class LoaderParams(Section):
 class TrainParams(Section):
     """Trains a model from the registry with ``model.fit`` on the HDF5 loader."""
 
-    model: Literal["shallownet", "lenet"] = Field("lenet", description="Architecture by name.")
+    model: Literal["shallownet", "lenet", "minivggnet"] = Field("lenet", description="Architecture by name.")
     epochs: PosInt = Field(20, description="Passes over the training split.")
     batch_size: PosInt = Field(64, description="Images per gradient step.")
     optimizer: Literal["sgd", "adam", "rmsprop"] = Field("sgd", description="Optimizer by name.")
@@ -309,3 +309,16 @@ def reference_markdown() -> str:
     for row in _rows(schema, schema, ""):
         lines.append("| " + " | ".join(cell.replace("\n", " ") for cell in row) + " |")
     return "\n".join(lines)
+
+
+REFERENCE_MARKERS = ("<!-- params-reference:start -->", "<!-- params-reference:end -->")
+
+
+def replace_reference(text: str) -> str:
+    """``text`` with the table between the params-reference markers regenerated."""
+    start, end = REFERENCE_MARKERS
+    head, sep, rest = text.partition(start)
+    _, sep2, tail = rest.partition(end)
+    if not sep or not sep2:
+        raise ValueError(f"markers {start} ... {end} not found")
+    return f"{head}{start}\n{reference_markdown()}\n{end}{tail}"

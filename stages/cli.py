@@ -91,11 +91,19 @@ def params_schema() -> None:
 
 
 @params.command("docs")
-def params_docs() -> None:
+@click.option("--update", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Rewrite the table between the params-reference markers of this file.")
+def params_docs(update: Path | None) -> None:
     """Print a Markdown reference of every params key (as in the README)."""
-    from pipeline.params import reference_markdown
+    from pipeline.params import reference_markdown, replace_reference
 
-    click.echo(reference_markdown())
+    if update is None:
+        click.echo(reference_markdown())
+        return
+    from pipeline.atomic import write_text
+
+    write_text(update, replace_reference(update.read_text(encoding="utf-8")))
+    click.echo(f"updated the params reference in {update}")
 
 
 @main.group()

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.params import ParamsError, load_params, reference_markdown, validate
+from pipeline.params import (
+    ParamsError,
+    load_params,
+    reference_markdown,
+    replace_reference,
+    validate,
+)
 from tests.conftest import ROOT, venv_env
 
 
@@ -124,3 +130,8 @@ def test_reference_lists_every_leaf_key() -> None:
     table = reference_markdown()
     for key in ("train.lr", "ingest.source.kind", "hdf5.resize", "train.loader.block_size"):
         assert f"| `{key}` |" in table
+
+
+def test_readme_reference_is_up_to_date() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert replace_reference(readme) == readme, "run: cvpipe params docs --update README.md"

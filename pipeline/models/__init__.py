@@ -10,6 +10,7 @@ from collections.abc import Callable
 import keras
 
 from pipeline.models.lenet import lenet
+from pipeline.models.minivggnet import minivggnet
 from pipeline.models.shallownet import shallownet
 
 Builder = Callable[..., keras.Model]
@@ -17,6 +18,7 @@ Builder = Callable[..., keras.Model]
 REGISTRY: dict[str, Builder] = {
     "shallownet": shallownet,
     "lenet": lenet,
+    "minivggnet": minivggnet,
 }
 
 
