@@ -71,8 +71,9 @@ def main() -> None:
     s, p = statistics.median(single), statistics.median(parallel)
     print(f"{len(rows)} images from {source}, -> {args.size}x{args.size} ({args.resize}), "
           f"{cores} cores, median of {args.repeats}")
-    print(f"  single-process decode loop  {s:8.0f} img/s   (runs: {', '.join(f'{v:.0f}' for v in single)})")
-    print(f"  hdf5 build, {cores} workers     {p:8.0f} img/s   (runs: {', '.join(f'{v:.0f}' for v in parallel)})")
+    for label, median, runs in (("single-process decode loop", s, single),
+                                (f"hdf5 build, {cores} workers", p, parallel)):
+        print(f"  {label:<28} {median:8.0f} img/s   (runs: {', '.join(f'{v:.0f}' for v in runs)})")
     print(f"  build / single = {p / s:.2f}   target >= 0.8 x {cores} = {0.8 * cores:.1f}"
           f"   -> {'met' if p / s >= 0.8 * cores else 'NOT met'}")
 

@@ -28,14 +28,14 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import h5py  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import h5py
+import keras
+import numpy as np
 
-from pipeline import models  # noqa: E402
-from pipeline.hdf5 import write_arrays  # noqa: E402
-from pipeline.loader import HDF5Loader  # noqa: E402
-from pipeline.preprocess import Preprocessor  # noqa: E402
+from pipeline import models
+from pipeline.hdf5 import write_arrays
+from pipeline.loader import HDF5Loader
+from pipeline.preprocess import Preprocessor
 
 
 def digits_dataset(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
