@@ -46,12 +46,55 @@ def generated(folder: Path, n: int = 400) -> Path:
     return folder
 
 
+def _burn(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def cpu_scaling(cores: int, n: int = 5_000_000) -> float:
+    """How much faster ``cores`` processes finish ``cores`` pure-Python jobs than one process:
+    the ceiling any parallel build can reach on this machine right now."""
+    import multiprocessing
+
+    start = time.perf_counter()
+    for _ in range(cores):
+        _burn(n)
+    serial = time.perf_counter() - start
+    start = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(cores) as pool:
+        pool.map(_burn, [n] * cores)
+    return serial / (time.perf_counter() - start)
+
+
+def peak_rss_mb(rows: list[dict[str, str]], classes: list[str], params: Hdf5Params, tmp: Path) -> float:
+    """Peak resident memory (MiB) of a fresh process that builds ``rows`` into HDF5."""
+    import json
+    import subprocess
+
+    (tmp / "rows.json").write_text(json.dumps(rows))
+    code = (
+        "import json, resource, sys; from pathlib import Path\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from pipeline.hdf5 import build; from pipeline.params import Hdf5Params\n"
+        f"rows = json.loads(Path({str(tmp / 'rows.json')!r}).read_text())\n"
+        f"build(rows, {classes!r}, Path({str(tmp / 'mem.h5')!r}), "
+        f"Hdf5Params.model_validate_json({params.model_dump_json()!r}), channels=3)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, default=ROOT.parent / "shared/data/flowers17")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--resize", choices=["simple", "aspect"], default="aspect")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--memory", action="store_true",
+                        help="Only measure peak memory of building 1x and 4x the images.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         source = args.source if args.source.is_dir() else generated(Path(tmp) / "gen")
@@ -59,8 +102,14 @@ def main() -> None:
         classes = sorted({r["label"] for r in rows})
         params = Hdf5Params(size=(args.size, args.size), resize=args.resize, workers=0)
         cores = worker_count(0)
-        single, parallel = [], []
+        if args.memory:
+            for factor in (1, 4):
+                mb = peak_rss_mb(rows * factor, classes, params, Path(tmp))
+                print(f"{len(rows) * factor} images -> peak RSS of the building process {mb:.0f} MiB")
+            return
+        single, parallel, ceiling = [], [], []
         for _ in range(args.repeats):
+            ceiling.append(cpu_scaling(cores))
             start = time.perf_counter()
             for row in rows:
                 load(row["path"], params.size, 3, params.resize, params.interpolation)
@@ -76,6 +125,8 @@ def main() -> None:
         print(f"  {label:<28} {median:8.0f} img/s   (runs: {', '.join(f'{v:.0f}' for v in runs)})")
     print(f"  build / single = {p / s:.2f}   target >= 0.8 x {cores} = {0.8 * cores:.1f}"
           f"   -> {'met' if p / s >= 0.8 * cores else 'NOT met'}")
+    print(f"  for scale: {cores} processes of pure CPU work ran {statistics.median(ceiling):.2f}x "
+          f"faster than one (runs: {', '.join(f'{v:.2f}' for v in ceiling)})")
 
 
 if __name__ == "__main__":

@@ -55,10 +55,29 @@ def build(
         pixels = ordered_map(
             decode, (r["path"] for r in rows), total=len(rows), workers=params.workers, desc=desc
         )
-        for i, image in enumerate(pixels):
-            images[i] = image
-            total += image.sum(axis=(0, 1), dtype=np.float64)
+        buffer: list[np.ndarray] = []
+        written = 0
+        for image in pixels:
+            buffer.append(image)
+            if len(buffer) == WRITE_BATCH:
+                written = _flush(images, buffer, written, total)
+        _flush(images, buffer, written, total)
     return total
+
+
+#: Images written per HDF5 call: fewer, larger writes keep the writing process off the critical path.
+WRITE_BATCH = 64
+
+
+def _flush(images: h5py.Dataset, buffer: list[np.ndarray], start: int, total: np.ndarray) -> int:
+    """Write the buffered images at ``start``, add their pixel sums to ``total``, empty the buffer."""
+    if not buffer:
+        return start
+    block = np.stack(buffer)
+    images[start:start + len(block)] = block
+    total += block.sum(axis=(0, 1, 2), dtype=np.float64)
+    buffer.clear()
+    return start + len(block)
 
 
 def write_arrays(

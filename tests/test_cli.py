@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from tests.conftest import ROOT, venv_env
 
 CHECK = """
 import sys
+from pathlib import Path
 from click.testing import CliRunner
 from stages.cli import main
 result = CliRunner().invoke(main, {args!r})
@@ -57,3 +59,12 @@ def test_library_does_not_import_the_command_line() -> None:
     for path in (ROOT / "pipeline").rglob("*.py"):
         text = path.read_text()
         assert "import click" not in text and "from stages" not in text, path
+
+
+def test_installed_console_command() -> None:
+    cvpipe = Path(sys.executable).parent / "cvpipe"
+    if not cvpipe.exists():
+        pytest.skip("the cvpipe entry point is not installed in this environment")
+    done = subprocess.run([str(cvpipe), "params", "check"], cwd=ROOT, env=venv_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "valid" in done.stdout, done.stderr
