@@ -1,22 +1,26 @@
-"""Training with ``model.fit`` on the HDF5 loader, logging every epoch to dvclive."""
+"""Training with ``model.fit`` on the HDF5 loader: callbacks, dvclive logging, resume after a kill."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
-from pipeline import augment, models
+from pipeline import augment, models, resume
 from pipeline.atomic import atomic_path, read_json
 from pipeline.hdf5 import Split
+from pipeline.history import plot_curves, trim_history
 from pipeline.loader import HDF5Loader
 from pipeline.params import Params, TrainParams
 from pipeline.preprocess import Preprocessor, save_spec
+from pipeline.schedules import make_optimizer, rate_at
 
 
 class LiveLogger(keras.callbacks.Callback):
-    """Logs each epoch's metrics to a dvclive ``Live`` and advances its step.
+    """Logs each epoch's metrics and learning rate to a dvclive ``Live``, redraws the curves PNG.
 
     dvclive's own Keras callback imports TensorFlow; this one works on every Keras backend.
     """
@@ -28,21 +32,22 @@ class LiveLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         for name, value in (logs or {}).items():
             if name == "learning_rate":
-                self.live.log_metric(name, float(value), plot=True)
-            elif name.startswith("val_"):
-                self.live.log_metric(f"val/{name.removeprefix('val_')}", float(value))
-            else:
-                self.live.log_metric(f"train/{name}", float(value))
+                continue
+            key = f"val/{name.removeprefix('val_')}" if name.startswith("val_") else f"train/{name}"
+            self.live.log_metric(key, float(value))
+        self.live.log_metric("learning_rate", rate_at(self.model.optimizer))
         self.live.next_step()
+        plot_curves(Path(self.live.plots_dir) / "metrics", Path(self.live.dir) / "curves.png")
 
 
-def make_optimizer(params: TrainParams) -> keras.optimizers.Optimizer:
-    """The optimizer named in params, at ``lr``."""
-    if params.optimizer == "sgd":
-        return keras.optimizers.SGD(params.lr, momentum=params.momentum)
-    if params.optimizer == "adam":
-        return keras.optimizers.Adam(params.lr)
-    return keras.optimizers.RMSprop(params.lr)
+def configure_backend(params: TrainParams, seed: int) -> None:
+    """Seed everything; deterministic TensorFlow ops and the mixed-precision policy from params."""
+    keras.utils.set_random_seed(seed)
+    if params.deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    keras.config.set_dtype_policy("mixed_float16" if params.mixed_precision else "float32")
 
 
 def preprocessor_for(params: TrainParams, hdf5_dir: Path) -> Preprocessor:
@@ -54,20 +59,59 @@ def preprocessor_for(params: TrainParams, hdf5_dir: Path) -> Preprocessor:
     return Preprocessor(scale=params.preprocess.scale, mean=mean, crop=tuple(crop) if crop else None)
 
 
-def compile_model(model: keras.Model, params: TrainParams, classes: int) -> None:
+def compile_model(model: keras.Model, params: TrainParams, classes: int, steps_per_epoch: int) -> None:
     """Sparse cross-entropy, accuracy, and rank-5 accuracy when there are more than 5 classes."""
     metrics: list[Any] = ["accuracy"]
     if classes > 5:
         metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="rank5"))
-    model.compile(make_optimizer(params), "sparse_categorical_crossentropy", metrics=metrics)
+    jit = {"auto": "auto", "true": True, "false": False}[params.jit_compile]
+    model.compile(make_optimizer(params, steps_per_epoch), "sparse_categorical_crossentropy",
+                  metrics=metrics, jit_compile=jit)
 
 
-def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path) -> keras.Model:
-    """Train ``params.train.model`` on ``hdf5_dir/train.h5`` (validating on ``val.h5``)."""
+def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
+    """Inverse-frequency weights (scikit-learn's ``balanced``); absent classes get 1."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    out = dict.fromkeys(range(classes), 1.0)
+    out.update({int(c): float(w) for c, w in zip(present, weights, strict=True)})
+    return out
+
+
+def callbacks(params: TrainParams, live: Any, checkpoint_dir: Path, has_val: bool) -> list:
+    """Logging first (so a kill never logs an epoch the backup lacks), then backup, best model,
+    early stopping."""
+    out: list[keras.callbacks.Callback] = [
+        LiveLogger(live),
+        keras.callbacks.BackupAndRestore(str(resume.backup_dir(checkpoint_dir)),
+                                         double_checkpoint=True, delete_checkpoint=False),
+    ]
+    monitor = params.checkpoint_monitor if has_val else params.checkpoint_monitor.removeprefix("val_")
+    out.append(keras.callbacks.ModelCheckpoint(str(checkpoint_dir / "best.keras"), monitor=monitor,
+                                               save_best_only=True, verbose=0))
+    es = params.early_stopping
+    if es.enabled:
+        out.append(keras.callbacks.EarlyStopping(
+            monitor=es.monitor if has_val else es.monitor.removeprefix("val_"),
+            patience=es.patience, min_delta=es.min_delta, restore_best_weights=es.restore_best,
+        ))
+    return out
+
+
+def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
+          checkpoint_dir: Path) -> keras.Model:
+    """Train ``params.train.model`` on ``hdf5_dir/train.h5`` (validating on ``val.h5``).
+
+    ``checkpoint_dir`` persists between runs: after a kill the next run continues from the last
+    finished epoch (weights, optimizer state and schedule position, loader order, dvclive
+    history) unless params or data changed, in which case it starts fresh and says why.
+    """
     from dvclive import Live
 
     tp = params.train
-    keras.utils.set_random_seed(params.base.seed)
+    configure_backend(tp, params.base.seed)
     train_split = Split(hdf5_dir / "train.h5")
     preprocessor = preprocessor_for(tp, hdf5_dir)
     loader_args = {
@@ -83,17 +127,31 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path) -> ke
     val_data = HDF5Loader(val_path, **loader_args) if len(Split(val_path)) else None
 
     classes = len(train_split.classes)
-    model = models.build(tp.model, preprocessor.output_shape(train_split.shape[1:]), classes)
-    compile_model(model, tp, classes)
+    model = models.build(tp.model, preprocessor.output_shape(train_split.shape[1:]), classes, tp.arch)
+    compile_model(model, tp, classes, len(train_data))
     print(f"{model.name}: {model.count_params():,} parameters, {len(train_split)} training images")
 
-    with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None) as live:
+    fingerprint = resume.fingerprint(params, model, train_split.path)
+    initial_epoch, why = resume.prepare(checkpoint_dir, fingerprint)
+    print(f"train: {why}")
+    train_data.set_epoch(initial_epoch)
+    with Live(str(live_dir), resume=initial_epoch > 0, save_dvc_exp=False, dvcyaml=None) as live:
+        if initial_epoch:
+            trim_history(Path(live.plots_dir) / "metrics", initial_epoch)
+            live.step = initial_epoch
         live.summary["parameters"] = int(model.count_params())
         model.fit(
-            train_data, validation_data=val_data, epochs=tp.epochs, shuffle=False, verbose=2,
-            callbacks=[LiveLogger(live)],
+            train_data, validation_data=val_data, epochs=tp.epochs, initial_epoch=initial_epoch,
+            shuffle=False, verbose=2, callbacks=callbacks(tp, live, checkpoint_dir, val_data is not None),
+            class_weight=class_weights(train_split.labels, classes) if tp.class_weight == "balanced"
+            else None,
         )
     save(model, model_dir, preprocessor, train_split, params)
+    best = checkpoint_dir / "best.keras"
+    if best.exists():
+        with atomic_path(model_dir / "best.keras", suffix=".keras") as tmp:
+            shutil.copyfile(best, tmp)
+    resume.finish(checkpoint_dir, fingerprint)
     return model
 
 

@@ -17,18 +17,24 @@ from stages.common import load_or_exit, params_option, quiet_backend
               show_default=True, help="Folder for model.keras and preprocess.json.")
 @click.option("--live", "live_dir", type=click.Path(file_okay=False, path_type=Path),
               default="results/train", show_default=True,
-              help="dvclive folder: metrics.json and per-epoch plots.")
-def cli(params_path: Path, data: Path, out: Path, live_dir: Path) -> None:
+              help="dvclive folder: metrics.json, per-epoch plots, curves.png.")
+@click.option("--checkpoint", "checkpoint_dir", type=click.Path(file_okay=False, path_type=Path),
+              default="models/checkpoint", show_default=True,
+              help="Persistent folder for resuming after a kill, and the best epoch's model.")
+def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
     """Train ``train.model`` with ``model.fit`` on the shuffled HDF5 loader.
 
-    Validates on the val split each epoch; loss and accuracy per epoch go to dvclive
-    (``dvc plots show``). Saves ``model.keras`` and the preprocessing it was trained with.
+    Validates on the val split each epoch; loss, accuracy and learning rate per epoch go to
+    dvclive (``dvc plots show``) and ``curves.png``. Saves ``model.keras`` (last epoch, or the
+    best one with early stopping's restore_best), ``best.keras`` (best ``checkpoint_monitor``)
+    and the preprocessing they were trained with. If a previous run was killed, this run
+    continues from its last finished epoch unless params or data changed.
     """
     params = load_or_exit(params_path)
     quiet_backend()
     from pipeline.training import train
 
-    train(params, data, out, live_dir)
+    train(params, data, out, live_dir, checkpoint_dir)
     click.echo(f"train: saved {out / 'model.keras'}")
 
 
