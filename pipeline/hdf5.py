@@ -51,6 +51,7 @@ def build(
         f.attrs["size"] = (height, width)
         f.attrs["channels"] = channels
         f.attrs["resize"] = params.resize
+        f.attrs["interpolation"] = params.interpolation
         decode = functools.partial(_load_one, params, channels)
         pixels = ordered_map(
             decode, (r["path"] for r in rows), total=len(rows), workers=params.workers, desc=desc
@@ -107,6 +108,9 @@ class Split:
             self.classes: list[str] = json.loads(f.attrs["classes"])
             self.labels: np.ndarray = f["labels"][:]
             self.shape: tuple[int, ...] = tuple(f["images"].shape)
+            self.decoding: dict[str, str] = {
+                key: str(f.attrs[key]) for key in ("resize", "interpolation") if key in f.attrs
+            }
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -162,6 +162,7 @@ def save(model: keras.Model, model_dir: Path, preprocessor: Preprocessor, split:
         model.save(tmp)
     save_spec(
         model_dir / "preprocess.json", preprocessor, classes=split.classes,
-        size=list(params.hdf5.size), channels=split.shape[3], resize=params.hdf5.resize,
-        interpolation=params.hdf5.interpolation,
+        size=list(split.shape[1:3]), channels=split.shape[3],
+        resize=split.decoding.get("resize", params.hdf5.resize),
+        interpolation=split.decoding.get("interpolation", params.hdf5.interpolation),
     )

@@ -130,5 +130,40 @@ def data_add(path: Path, name: str | None) -> None:
     click.echo(f"added {target} (tracked by {target}.dvc); set ingest.source.path: {target}")
 
 
+@main.command()
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-k", "--top-k", default=5, show_default=True, type=click.IntRange(min=1),
+              help="How many labels to show per image.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool) -> None:
+    """Top-k labels with probabilities for IMAGES (files or folders).
+
+    MODEL_DIR is a folder written by the train stage (models/train): model.keras plus
+    preprocess.json, so images are decoded, resized and normalised exactly as in training.
+    Unreadable images are listed on stderr and skipped.
+
+    Example: cvpipe predict models/train data/embedded/digits/3 --top-k 3
+    """
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pipeline.predict import predict as run_predict
+
+    results, skipped = run_predict(model_dir, list(images), top_k)
+    for path, reason in skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    if as_json:
+        click.echo(json.dumps([{"path": r.path, "top": [{"label": label, "probability": p}
+                                                         for label, p in r.top]}
+                               for r in results], indent=2))
+        return
+    for result in results:
+        shown = "  ".join(f"{label} {p:.3f}" for label, p in result.top)
+        click.echo(f"{result.path}\t{shown}")
+    if not results:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

@@ -145,3 +145,30 @@ def test_same_seed_same_metrics(tmp_path: Path) -> None:
     first = run_in_process(tmp_path, "one", model="shallownet", epochs=2)
     second = run_in_process(tmp_path, "two", model="shallownet", epochs=2)
     assert first["train"] == second["train"] and first["val"] == second["val"]
+
+
+def test_predict_on_a_saved_model(tmp_path: Path) -> None:
+    from pipeline.embedded import write_digits
+
+    digits_data(tmp_path / "data", 600, size=12)
+    run_in_process(tmp_path, "p", model="shallownet", epochs=3, lr=0.05)
+    write_digits(tmp_path / "imgs")
+    (tmp_path / "imgs" / "bad.png").write_bytes(b"not a png")
+    images = [str(tmp_path / "imgs" / "4"), str(tmp_path / "imgs" / "bad.png")]
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.cli", "predict", str(tmp_path / "p" / "model"), *images,
+         "--top-k", "3", "--json"], cwd=ROOT, env=env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert len(results) == len(list((tmp_path / "imgs" / "4").iterdir()))
+    assert all(len(r["top"]) == 3 for r in results)
+    assert all(r["top"][0]["probability"] >= r["top"][1]["probability"] for r in results)
+    assert all(abs(sum(t["probability"] for t in r["top"])) <= 1.0 + 1e-6 for r in results)
+    hits = sum(r["top"][0]["label"] == "4" for r in results)
+    assert hits > len(results) / 2  # a real, if small, model: most 4s are read as 4
+    assert "skipped" in done.stderr and "bad.png" in done.stderr
+    table = subprocess.run(
+        [sys.executable, "-m", "stages.cli", "predict", str(tmp_path / "p" / "model"),
+         str(tmp_path / "imgs" / "4" / sorted(os.listdir(tmp_path / "imgs" / "4"))[0])],
+        cwd=ROOT, env=env(), capture_output=True, text=True)
+    assert table.returncode == 0 and table.stdout.count("\n") == 1
