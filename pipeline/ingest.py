@@ -14,7 +14,8 @@ from pipeline.params import IngestParams
 from pipeline.sources import Candidate, Skip, discover, display_path
 from pipeline.tables import write_csv
 
-MANIFEST_FIELDS = ["path", "label", "sha256", "bytes", "width", "height", "mode", "format"]
+MANIFEST_FIELDS = ["path", "label", "sha256", "bytes", "width", "height", "mode", "format",
+                   "source_split"]
 
 
 class TooManyRejects(RuntimeError):
@@ -83,7 +84,8 @@ def ingest(params: IngestParams) -> IngestResult:
 
 
 def _row(cand: Candidate, info: ImageInfo) -> dict[str, object]:
-    return {"path": display_path(cand.path), "label": cand.label, **asdict(info)}
+    return {"path": display_path(cand.path), "label": cand.label, **asdict(info),
+            "source_split": cand.split}
 
 
 def check_rejects(result: IngestResult, params: IngestParams) -> None:

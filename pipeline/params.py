@@ -45,12 +45,13 @@ class SourceParams(Section):
     kind: Literal["folder", "filename", "csv"] = Field(
         "folder",
         description="folder: one sub-folder per class; filename: label parsed from the file "
-        "name by `pattern`; csv: a manifest with columns path,label (paths relative to the CSV).",
+        "name by `pattern`; csv: a manifest with columns path,label[,split] (paths relative to "
+        "the CSV; split train/val/test is kept).",
     )
     path: str = Field(
         "data/embedded/digits",
-        description="The folder (folder, filename) or CSV file (csv). Also a DVC dependency of "
-        "the ingest stage, so editing one image re-runs what depends on it.",
+        description="The folder (folder, filename), or the CSV file or its folder (csv). Also a "
+        "DVC dependency of the ingest stage, so editing one image re-runs what depends on it.",
     )
     pattern: str = Field(
         r"^(?P<label>[^.]+)\.",
@@ -58,6 +59,11 @@ class SourceParams(Section):
         "name. The default reads `cat` from `cat.123.jpg`.",
     )
     recursive: bool = Field(True, description="kind=filename: also look in sub-folders.")
+    manifest: str = Field(
+        "manifest.csv",
+        description="kind=csv with a folder as path: the CSV's name inside it. Prefer this form: "
+        "the whole folder is then the DVC dependency, so editing an image re-runs ingest.",
+    )
 
     @model_validator(mode="after")
     def _pattern_has_label(self) -> SourceParams:

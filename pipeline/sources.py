@@ -17,6 +17,7 @@ class Candidate:
 
     path: Path
     label: str
+    split: str = ""  # a split the source assigns (CSV column ``split``), else empty
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,12 @@ def _files(root: Path, recursive: bool) -> list[Path]:
 
 
 def _by_extension(
-    files: list[tuple[Path, str]], extensions: set[str]
+    files: list[tuple[Path, str]] | list[tuple[Path, str, str]], extensions: set[str]
 ) -> tuple[list[Candidate], list[Skip]]:
     keep, skipped = [], []
-    for path, label in files:
+    for path, label, *split in files:
         if path.suffix.lower() in extensions:
-            keep.append(Candidate(path, label))
+            keep.append(Candidate(path, label, *split))
         else:
             skipped.append(Skip(path, "extension", path.suffix or "(none)", counted=False))
     return keep, skipped
@@ -75,10 +76,14 @@ def from_filenames(
     return labelled, skipped
 
 
+SOURCE_SPLITS = ("train", "val", "test")
+
+
 def from_csv(manifest: Path, extensions: set[str]) -> tuple[list[Candidate], list[Skip]]:
-    """A CSV with columns ``path,label``; paths are relative to the CSV and may not leave its folder."""
+    """A CSV with columns ``path,label`` (and optionally ``split``: train, val or test, which the
+    split stage keeps). Paths are relative to the CSV and may not leave its folder."""
     root = manifest.parent.resolve()
-    rows: list[tuple[Path, str]] = []
+    rows: list[tuple[Path, str, str]] = []
     skipped: list[Skip] = []
     with manifest.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
@@ -87,15 +92,19 @@ def from_csv(manifest: Path, extensions: set[str]) -> tuple[list[Candidate], lis
             raise ValueError(f"{manifest} needs columns path,label; missing {sorted(missing)}")
         for line, row in enumerate(reader, start=2):
             raw, label = (row["path"] or "").strip(), (row["label"] or "").strip()
+            split = (row.get("split") or "").strip()
             path = root / raw
             if not raw or not label:
                 skipped.append(Skip(path, "bad-row", f"line {line}: empty path or label"))
+            elif split and split not in SOURCE_SPLITS:
+                skipped.append(Skip(path, "bad-row", f"line {line}: split {split!r} is not one "
+                                                     f"of {', '.join(SOURCE_SPLITS)}"))
             elif not path.resolve().is_relative_to(root):
                 skipped.append(Skip(path, "escapes-root", f"line {line}: {raw} is outside {root}"))
             elif not path.is_file():
                 skipped.append(Skip(path, "missing", f"line {line}: no such file"))
             else:
-                rows.append((path, label))
+                rows.append((path, label, split))
     candidates, more = _by_extension(rows, extensions)
     return candidates, skipped + more
 
@@ -105,8 +114,11 @@ def discover(source: SourceParams, extensions: list[str]) -> tuple[list[Candidat
     root = Path(source.path)
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     if source.kind == "csv":
+        if root.is_dir():
+            root = root / source.manifest
         if not root.is_file():
-            raise ValueError(f"ingest.source.path: kind csv needs a CSV file, got {root}")
+            raise ValueError(f"ingest.source.path: kind csv needs a CSV file or a folder with "
+                             f"{source.manifest}, got {root}")
         found, skipped = from_csv(root, exts)
     elif not root.is_dir():
         raise ValueError(f"ingest.source.path: kind {source.kind} needs a folder, got {root}")

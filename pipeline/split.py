@@ -24,14 +24,22 @@ def unit_interval(seed: int, sha256: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def assign(sha256: str, seed: int, params: SplitParams) -> str:
-    """The split of one image: ``test``, ``val``, ``train_dev`` or ``train``."""
+def assign(sha256: str, seed: int, params: SplitParams, source_split: str = "") -> str:
+    """The split of one image: ``test``, ``val``, ``train_dev`` or ``train``.
+
+    A source may fix it (``source_split``, from a CSV ``split`` column): ``test`` and ``val``
+    are kept as they are, and ``train`` images are divided into train, val and train-dev by the
+    hash as usual but never into test (the fractions then apply to the train images alone).
+    """
+    if source_split in {"test", "val"}:
+        return source_split
+    test = 0.0 if source_split == "train" else params.test
     u = unit_interval(seed, sha256)
-    if u < params.test:
+    if u < test:
         return "test"
-    if u < params.test + params.val:
+    if u < test + params.val:
         return "val"
-    rest = (u - params.test - params.val) / (1.0 - params.test - params.val)
+    rest = (u - test - params.val) / (1.0 - test - params.val)
     return "train_dev" if rest < params.train_dev else "train"
 
 
@@ -41,7 +49,7 @@ def split_rows(
     """Group manifest rows by split, keeping manifest order within each split."""
     out: dict[str, list[Mapping[str, str]]] = {name: [] for name in SPLITS}
     for row in rows:
-        out[assign(row["sha256"], seed, params)].append(row)
+        out[assign(row["sha256"], seed, params, row.get("source_split", ""))].append(row)
     return out
 
 

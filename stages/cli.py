@@ -130,6 +130,27 @@ def data_add(path: Path, name: str | None) -> None:
     click.echo(f"added {target} (tracked by {target}.dvc); set ingest.source.path: {target}")
 
 
+@data.command("mnist")
+@click.argument("source", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+def data_mnist(source: Path, out: Path) -> None:
+    """Write MNIST's four IDX .gz files in SOURCE as PNGs in OUT, with OUT/manifest.csv.
+
+    The manifest keeps MNIST's official split (60,000 train, 10,000 test): point the pipeline at
+    it with `ingest.source: {kind: csv, path: OUT/manifest.csv}`. The test images stay in test;
+    `split.val` of the training images become the validation split.
+
+    Example: cvpipe data mnist ../shared/data/mnist data/raw/mnist
+    """
+    from pipeline.idx import export_mnist
+
+    if out.exists() and any(out.iterdir()):
+        click.echo(f"error: {out} is not empty", err=True)
+        sys.exit(1)
+    count = export_mnist(source, out)
+    click.echo(f"wrote {count} images and {out / 'manifest.csv'}")
+
+
 @main.command()
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
