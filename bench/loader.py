@@ -3,7 +3,8 @@
 For each model, three ways of training the same model with the same batch size are timed:
 
   (a) ``model.fit`` on in-memory float arrays (Keras's own array pipeline; the ceiling),
-  (b) ``model.fit`` on :class:`pipeline.loader.HDF5Loader` over an HDF5 file,
+  (b) ``model.fit`` on :class:`pipeline.loader.HDF5Loader` over an HDF5 file, handed over as the
+      train stage does (``fit_data``: a prefetching tf.data pipeline on TensorFlow),
   (c) ``model.fit`` on a plain Python generator reading the HDF5 file batch by batch, in order.
 
 Runs are interleaved (a, b, c, a, b, c, ...) after one discarded warm-up round, and the median
@@ -34,7 +35,7 @@ import numpy as np
 
 from pipeline import models
 from pipeline.hdf5 import write_arrays
-from pipeline.loader import HDF5Loader
+from pipeline.loader import HDF5Loader, fit_data
 from pipeline.preprocess import Preprocessor
 
 
@@ -77,8 +78,9 @@ def time_fit(mode: str, model_name: str, data: dict, batch_size: int, epochs: in
     elif mode == "b":
         loader = HDF5Loader(path, batch_size, Preprocessor(), training=True, seed=0)
 
-        def fit(e):
-            return model.fit(loader, epochs=e, shuffle=False, verbose=0)
+        def fit(e):  # exactly what the train stage hands model.fit
+            data, steps_per_epoch = fit_data(loader, 0, e)
+            return model.fit(data, steps_per_epoch=steps_per_epoch, epochs=e, shuffle=False, verbose=0)
     else:
         generator = plain_generator(path, batch_size)
 

@@ -78,13 +78,13 @@ def evaluate_model(model_dir: Path, split_path: Path, batch_size: int) -> dict[s
     """Predict ``split_path`` with the model in ``model_dir`` and score it (see :func:`scores`)."""
     import keras
 
-    from pipeline.loader import HDF5Loader
+    from pipeline.loader import HDF5Loader, eval_data
     from pipeline.preprocess import load_spec
 
     preprocessor, spec = load_spec(model_dir / "preprocess.json")
     model = keras.models.load_model(model_dir / "model.keras")
     loader = HDF5Loader(split_path, batch_size, preprocessor)
-    probabilities = model.predict(loader, verbose=0)
+    probabilities = model.predict(eval_data(loader), verbose=0)
     result = scores(probabilities, loader.split.labels, spec["classes"])
     result.update(classes=spec["classes"], labels=loader.split.labels, paths=loader.split.paths())
     return result

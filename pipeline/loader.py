@@ -98,6 +98,16 @@ class HDF5Loader(keras.utils.PyDataset):
             rng.shuffle(order[start:start + self._window])
         self._order = order
 
+    def batch_at(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Batch ``step % len(self)`` of epoch ``step // len(self)``: a global step index, so a
+        pipeline that reads ahead across an epoch boundary still gets each epoch's own order."""
+        epoch, index = divmod(int(step), len(self))
+        with self._lock:
+            stale = epoch != self.epoch
+        if stale:
+            self.set_epoch(epoch)
+        return self[index]
+
     def on_epoch_end(self) -> None:
         """Move to the next order. Keras also calls this once when ``fit`` starts
         (``EpochIterator.reset``), on every backend, so the sequence of orders a run sees depends
@@ -145,7 +155,7 @@ class HDF5Loader(keras.utils.PyDataset):
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
         images = self._batch_images(index)
-        labels = self.split.labels[self.batch_indices(index)]
+        labels = self.split.labels[self.batch_indices(index)].astype(np.int32, copy=False)
         if not self.training:
             return self.preprocessor(images), labels
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -162,3 +172,41 @@ class HDF5Loader(keras.utils.PyDataset):
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def fit_data(loader: HDF5Loader, first_epoch: int, epochs: int):
+    """What to hand ``model.fit`` for a training loader, and its ``steps_per_epoch``.
+
+    On the TensorFlow backend this is a ``tf.data`` pipeline over global step indices
+    (``first_epoch * len`` to ``epochs * len``) that calls :meth:`HDF5Loader.batch_at` and
+    prefetches. Keras feeds a ``PyDataset`` through ``from_generator``, which cost about 40% of
+    the throughput of a small model here (``bench/loader.py``). Other backends get the
+    ``PyDataset`` itself.
+    """
+    loader.set_epoch(first_epoch)
+    if keras.backend.backend() != "tensorflow":
+        return loader, None
+    steps = range(first_epoch * len(loader), epochs * len(loader))
+    return _tf_pipeline(loader, steps, loader.batch_at), len(loader)
+
+
+def eval_data(loader: HDF5Loader):
+    """What to hand ``model.fit(validation_data=...)``/``predict`` for an evaluation loader."""
+    if keras.backend.backend() != "tensorflow":
+        return loader
+    return _tf_pipeline(loader, range(len(loader)), loader.__getitem__)
+
+
+def _tf_pipeline(loader: HDF5Loader, steps: range, fetch):
+    import tensorflow as tf
+
+    shape = (None, *loader.preprocessor.output_shape(loader.split.shape[1:]))
+
+    def call(step):
+        images, labels = tf.numpy_function(fetch, [step], [tf.float32, tf.int32])
+        return tf.ensure_shape(images, shape), tf.ensure_shape(labels, (None,))
+
+    dataset = tf.data.Dataset.range(steps.start, steps.stop)
+    # One call at a time keeps batches in order and the loader's epoch state simple;
+    # prefetching overlaps it with the model.
+    return dataset.map(call, num_parallel_calls=1, deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -13,7 +13,7 @@ from pipeline import augment, models, resume
 from pipeline.atomic import atomic_path, read_json
 from pipeline.hdf5 import Split
 from pipeline.history import plot_curves, trim_history
-from pipeline.loader import HDF5Loader
+from pipeline.loader import HDF5Loader, eval_data, fit_data
 from pipeline.params import Params, TrainParams
 from pipeline.preprocess import Preprocessor, save_spec
 from pipeline.schedules import make_optimizer, rate_at
@@ -134,17 +134,19 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     fingerprint = resume.fingerprint(params, model, train_split.path)
     initial_epoch, why = resume.prepare(checkpoint_dir, fingerprint)
     print(f"train: {why}")
-    train_data.set_epoch(initial_epoch)
+    fit_train, steps_per_epoch = fit_data(train_data, initial_epoch, tp.epochs)
     with Live(str(live_dir), resume=initial_epoch > 0, save_dvc_exp=False, dvcyaml=None) as live:
         if initial_epoch:
             trim_history(Path(live.plots_dir) / "metrics", initial_epoch)
             live.step = initial_epoch
         live.summary["parameters"] = int(model.count_params())
+        weights = (class_weights(train_split.labels, classes) if tp.class_weight == "balanced"
+                   else None)
         model.fit(
-            train_data, validation_data=val_data, epochs=tp.epochs, initial_epoch=initial_epoch,
-            shuffle=False, verbose=2, callbacks=callbacks(tp, live, checkpoint_dir, val_data is not None),
-            class_weight=class_weights(train_split.labels, classes) if tp.class_weight == "balanced"
-            else None,
+            fit_train, steps_per_epoch=steps_per_epoch, epochs=tp.epochs,
+            validation_data=eval_data(val_data) if val_data else None,
+            initial_epoch=initial_epoch, shuffle=False, verbose=2, class_weight=weights,
+            callbacks=callbacks(tp, live, checkpoint_dir, has_val=val_data is not None),
         )
     save(model, model_dir, preprocessor, train_split, params)
     best = checkpoint_dir / "best.keras"

@@ -117,3 +117,29 @@ def test_feeds_model_fit(tmp_path: Path) -> None:
     history = model.fit(loader, epochs=2, shuffle=False, verbose=0)
     assert len(history.history["loss"]) == 2 and loader.epoch >= 2
     assert model.predict(HDF5Loader(tmp_path / "s.h5", 16, Preprocessor()), verbose=0).shape == (64, 3)
+
+
+def test_fit_data_gives_each_epoch_its_own_order(tmp_path: Path) -> None:
+    from pipeline.loader import eval_data, fit_data
+
+    make_split(tmp_path / "s.h5", n=100, size=4)
+    loader = HDF5Loader(tmp_path / "s.h5", 32, Preprocessor(), training=True, seed=5)
+    expected = []
+    for epoch in (2, 3):
+        loader.set_epoch(epoch)
+        expected.append(rows_seen(loader))
+    data, steps = fit_data(loader, first_epoch=2, epochs=4)
+    seen = []
+    for x, y in data:
+        x = np.asarray(x)
+        ids = (np.rint(x[:, 0, 0, 0] * 255) + 256 * np.rint(x[:, 0, 0, 1] * 255)).astype(int)
+        np.testing.assert_array_equal(np.asarray(y), ids % 3)
+        seen.extend(ids.tolist())
+    per_epoch = len(loader) if steps is None else steps
+    assert per_epoch == 4
+    if steps is not None:  # TensorFlow: one pipeline spanning both epochs
+        assert seen == expected[0] + expected[1]
+    evaluation = eval_data(HDF5Loader(tmp_path / "s.h5", 32, Preprocessor()))
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    assert model.predict(evaluation, verbose=0).shape == (100, 3)
