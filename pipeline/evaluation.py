@@ -75,18 +75,33 @@ def confusion_png(matrix: list[list[int]], classes: list[str], target: Path, tit
 
 
 def evaluate_model(model_dir: Path, split_path: Path, batch_size: int) -> dict[str, Any]:
-    """Predict ``split_path`` with the model in ``model_dir`` and score it (see :func:`scores`)."""
-    import keras
+    """Predict ``split_path`` with the model in ``model_dir`` and score it (see :func:`scores`).
 
-    from pipeline.loader import HDF5Loader, eval_data
-    from pipeline.preprocess import load_spec
+    A Keras model (``model.keras`` + ``preprocess.json``) reads a split of images; a logistic
+    regression (``model.joblib``, from ``train_logreg``) reads the same split's features file.
+    """
+    from pipeline import logreg
 
-    preprocessor, spec = load_spec(model_dir / "preprocess.json")
-    model = keras.models.load_model(model_dir / "model.keras")
-    loader = HDF5Loader(split_path, batch_size, preprocessor)
-    probabilities = model.predict(eval_data(loader), verbose=0)
-    result = scores(probabilities, loader.split.labels, spec["classes"])
-    result.update(classes=spec["classes"], labels=loader.split.labels, paths=loader.split.paths())
+    if (model_dir / logreg.MODEL).exists():
+        from pipeline.features import FeatureSplit
+
+        model, meta = logreg.load(model_dir)
+        split = FeatureSplit(split_path)
+        classes, labels, paths = meta["classes"], split.labels, split.paths
+        probabilities = logreg.probabilities(model, split, len(classes))
+    else:
+        import keras
+
+        from pipeline.loader import HDF5Loader, eval_data
+        from pipeline.preprocess import load_spec
+
+        preprocessor, spec = load_spec(model_dir / "preprocess.json")
+        model = keras.models.load_model(model_dir / "model.keras")
+        loader = HDF5Loader(split_path, batch_size, preprocessor)
+        probabilities = model.predict(eval_data(loader), verbose=0)
+        classes, labels, paths = spec["classes"], loader.split.labels, loader.split.paths()
+    result = scores(probabilities, labels, classes)
+    result.update(classes=classes, labels=labels, paths=paths)
     return result
 
 

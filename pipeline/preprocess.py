@@ -1,4 +1,5 @@
-"""Batch preprocessors: random or centred patch crop, mean subtraction, scaling.
+"""Batch preprocessors: random or centred patch crop, resizing to a backbone's input, mean
+subtraction, scaling, or a pretrained backbone's own ``preprocess_input``.
 
 The same :class:`Preprocessor` is stored beside a trained model (``preprocess.json``) so that
 evaluation and prediction see exactly what training saw.
@@ -19,18 +20,26 @@ from pipeline import atomic
 class Preprocessor:
     """From uint8 ``(N, H, W, C)`` batches to the float32 the model takes.
 
-    Order: crop (random with an ``rng``, else centred), then subtract ``mean`` (per channel, in
-    0-255 units), then divide by 255 if ``scale``.
+    Order: crop (random with an ``rng``, else centred), then resize to ``size`` and repeat a
+    grey channel to RGB when ``rgb``, then either the ``backbone``'s ``preprocess_input`` or:
+    subtract ``mean`` (per channel, in 0-255 units) and divide by 255 if ``scale``.
     """
 
     scale: bool = True
     mean: tuple[float, ...] | None = None
     crop: tuple[int, int] | None = None
+    size: tuple[int, int] | None = None
+    rgb: bool = False
+    backbone: str | None = None
 
     def crop_batch(self, batch: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        """A ``crop``-sized patch of each image: random offsets with ``rng``, else the centre."""
-        if self.crop is None:
-            return batch
+        """The geometry: a ``crop``-sized patch of each image (random offsets with ``rng``, else
+        the centre), then resized to ``size`` and made RGB as asked."""
+        if self.crop is not None:
+            batch = self._crop(batch, rng)
+        return self._fit(batch)
+
+    def _crop(self, batch: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
         ch, cw = self.crop
         n, h, w = batch.shape[:3]
         if ch > h or cw > w:
@@ -43,8 +52,23 @@ class Preprocessor:
         return np.stack([img[t:t + ch, s:s + cw] for img, t, s in zip(batch, tops, lefts,
                                                                        strict=True)])
 
+    def _fit(self, batch: np.ndarray) -> np.ndarray:
+        """Resize to ``size`` (bilinear) and repeat a single channel to RGB, as asked."""
+        if self.rgb and batch.shape[-1] == 1:
+            batch = np.repeat(batch, 3, axis=-1)
+        if self.size is not None and tuple(batch.shape[1:3]) != tuple(self.size):
+            import keras
+
+            resized = keras.ops.image.resize(batch.astype(np.float32), self.size)
+            batch = np.clip(keras.ops.convert_to_numpy(resized), 0, 255)
+        return batch
+
     def normalise(self, batch: np.ndarray) -> np.ndarray:
-        """Mean subtraction and scaling, as float32."""
+        """The backbone's ``preprocess_input``, or mean subtraction and scaling; float32."""
+        if self.backbone is not None:
+            from pipeline.backbones import preprocess_input
+
+            return preprocess_input(self.backbone, batch)
         out = batch.astype(np.float32, copy=True)
         if self.mean is not None:
             out -= np.asarray(self.mean, dtype=np.float32)
@@ -58,7 +82,8 @@ class Preprocessor:
     def output_shape(self, image_shape: tuple[int, ...]) -> tuple[int, ...]:
         """The ``(H, W, C)`` the model sees for stored images of ``image_shape``."""
         h, w, c = image_shape
-        return (*self.crop, c) if self.crop else (h, w, c)
+        h, w = self.size or self.crop or (h, w)
+        return (h, w, 3 if self.rgb else c)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,11 +91,14 @@ class Preprocessor:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
         mean = data.get("mean")
-        crop = data.get("crop")
+        crop, size = data.get("crop"), data.get("size")
         return cls(
             scale=bool(data.get("scale", True)),
             mean=tuple(float(m) for m in mean) if mean is not None else None,
             crop=(int(crop[0]), int(crop[1])) if crop else None,
+            size=(int(size[0]), int(size[1])) if size else None,
+            rgb=bool(data.get("rgb", False)),
+            backbone=data.get("backbone"),
         )
 
 

@@ -2,7 +2,7 @@
 
 The folder (a ``persist: true`` output in ``dvc.yaml``) holds Keras's ``BackupAndRestore``
 backup (weights with optimizer state, the next epoch) and ``state.json`` with a fingerprint of
-everything the backup depends on: the train params, the seed, the architecture and the training
+everything the backup depends on: the stage's params, the seed, the architecture and the training
 data. A backup whose fingerprint differs is deleted and training starts fresh.
 """
 
@@ -16,7 +16,6 @@ from pathlib import Path
 import keras
 
 from pipeline import atomic
-from pipeline.params import Params
 
 STATE = "state.json"
 
@@ -30,11 +29,12 @@ def _file_digest(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def fingerprint(params: Params, model: keras.Model, train_file: Path) -> str:
-    """A hash of what a backup is only valid for."""
+def fingerprint(settings: dict, seed: int, model: keras.Model, train_file: Path) -> str:
+    """A hash of what a backup is only valid for: the stage's ``settings`` (JSON-able params),
+    the seed, the architecture and the training data."""
     parts = {
-        "train": params.train.model_dump(mode="json", exclude={"early_stopping"}),
-        "seed": params.base.seed,
+        **settings,
+        "seed": seed,
         "architecture": json.loads(model.to_json()),
         "data": _file_digest(train_file),
     }
@@ -65,3 +65,10 @@ def finish(checkpoint_dir: Path, expected: str) -> None:
     """The run completed: drop the backup so that the next run starts fresh."""
     shutil.rmtree(backup_dir(checkpoint_dir), ignore_errors=True)
     atomic.write_json(checkpoint_dir / STATE, {"fingerprint": expected, "complete": True})
+
+
+def completed(checkpoint_dir: Path, expected: str) -> bool:
+    """Whether a run with fingerprint ``expected`` finished in ``checkpoint_dir``."""
+    state_file = checkpoint_dir / STATE
+    state = atomic.read_json(state_file) if state_file.exists() else {}
+    return state.get("fingerprint") == expected and bool(state.get("complete"))

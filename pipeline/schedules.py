@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import keras
 
-from pipeline.params import ScheduleParams, TrainParams
+from pipeline.params import PhaseParams, ScheduleParams, TrainParams
 
 
 @keras.saving.register_keras_serializable(package="cvpipe")
@@ -58,7 +58,7 @@ def _warm(rate, step, lr: float, warmup_steps: int):
 Rate = float | keras.optimizers.schedules.LearningRateSchedule
 
 
-def learning_rate(params: TrainParams, steps_per_epoch: int) -> Rate:
+def learning_rate(params: TrainParams | PhaseParams, steps_per_epoch: int) -> Rate:
     """The rate (or schedule) for ``params.schedule`` over ``params.epochs`` epochs."""
     s: ScheduleParams = params.schedule
     warmup = s.warmup_epochs * steps_per_epoch
@@ -77,7 +77,7 @@ def learning_rate(params: TrainParams, steps_per_epoch: int) -> Rate:
     return Warmup(params.lr, warmup, after) if warmup else after
 
 
-def make_optimizer(params: TrainParams, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def make_optimizer(params: TrainParams | PhaseParams, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The optimizer named in params, with its schedule."""
     lr = learning_rate(params, steps_per_epoch)
     name = params.optimizer

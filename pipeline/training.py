@@ -14,7 +14,7 @@ from pipeline.atomic import atomic_path, read_json
 from pipeline.hdf5 import Split
 from pipeline.history import plot_curves, trim_history
 from pipeline.loader import HDF5Loader, eval_data, fit_data
-from pipeline.params import Params, TrainParams
+from pipeline.params import EarlyStoppingParams, Params, TrainParams
 from pipeline.preprocess import Preprocessor, save_spec
 from pipeline.schedules import make_optimizer, rate_at
 
@@ -40,14 +40,14 @@ class LiveLogger(keras.callbacks.Callback):
         plot_curves(Path(self.live.plots_dir) / "metrics", Path(self.live.dir) / "curves.png")
 
 
-def configure_backend(params: TrainParams, seed: int) -> None:
-    """Seed everything; deterministic TensorFlow ops and the mixed-precision policy from params."""
+def configure_backend(seed: int, deterministic: bool, mixed_precision: bool = False) -> None:
+    """Seed everything; deterministic TensorFlow ops and the mixed-precision policy."""
     keras.utils.set_random_seed(seed)
-    if params.deterministic and keras.backend.backend() == "tensorflow":
+    if deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    keras.config.set_dtype_policy("mixed_float16" if params.mixed_precision else "float32")
+    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
 
 
 def preprocessor_for(params: TrainParams, hdf5_dir: Path) -> Preprocessor:
@@ -59,14 +59,14 @@ def preprocessor_for(params: TrainParams, hdf5_dir: Path) -> Preprocessor:
     return Preprocessor(scale=params.preprocess.scale, mean=mean, crop=tuple(crop) if crop else None)
 
 
-def compile_model(model: keras.Model, params: TrainParams, classes: int, steps_per_epoch: int) -> None:
+def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer, classes: int,
+                  jit_compile: str = "auto") -> None:
     """Sparse cross-entropy, accuracy, and rank-5 accuracy when there are more than 5 classes."""
     metrics: list[Any] = ["accuracy"]
     if classes > 5:
         metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="rank5"))
-    jit = {"auto": "auto", "true": True, "false": False}[params.jit_compile]
-    model.compile(make_optimizer(params, steps_per_epoch), "sparse_categorical_crossentropy",
-                  metrics=metrics, jit_compile=jit)
+    jit = {"auto": "auto", "true": True, "false": False}[jit_compile]
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=metrics, jit_compile=jit)
 
 
 def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
@@ -80,19 +80,20 @@ def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
     return out
 
 
-def callbacks(params: TrainParams, live: Any, checkpoint_dir: Path, has_val: bool) -> list:
-    """Logging first (so a kill never logs an epoch the backup lacks), then backup, best model,
-    early stopping."""
+def callbacks(live: Any, checkpoint_dir: Path, monitor: str, has_val: bool,
+              es: EarlyStoppingParams | None = None, best: Path | None = None) -> list:
+    """Logging first (so a kill never logs an epoch the backup lacks), then the backup in
+    ``checkpoint_dir``, the best model (``best``, by default in ``checkpoint_dir``), early
+    stopping."""
     out: list[keras.callbacks.Callback] = [
         LiveLogger(live),
         keras.callbacks.BackupAndRestore(str(resume.backup_dir(checkpoint_dir)),
                                          double_checkpoint=True, delete_checkpoint=False),
     ]
-    monitor = params.checkpoint_monitor if has_val else params.checkpoint_monitor.removeprefix("val_")
-    out.append(keras.callbacks.ModelCheckpoint(str(checkpoint_dir / "best.keras"), monitor=monitor,
-                                               save_best_only=True, verbose=0))
-    es = params.early_stopping
-    if es.enabled:
+    monitor = monitor if has_val else monitor.removeprefix("val_")
+    out.append(keras.callbacks.ModelCheckpoint(str(best or checkpoint_dir / "best.keras"),
+                                               monitor=monitor, save_best_only=True, verbose=0))
+    if es is not None and es.enabled:
         out.append(keras.callbacks.EarlyStopping(
             monitor=es.monitor if has_val else es.monitor.removeprefix("val_"),
             patience=es.patience, min_delta=es.min_delta, restore_best_weights=es.restore_best,
@@ -111,7 +112,7 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     from dvclive import Live
 
     tp = params.train
-    configure_backend(tp, params.base.seed)
+    configure_backend(params.base.seed, tp.deterministic, tp.mixed_precision)
     train_split = Split(hdf5_dir / "train.h5")
     preprocessor = preprocessor_for(tp, hdf5_dir)
     loader_args = {
@@ -128,10 +129,13 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
 
     classes = len(train_split.classes)
     model = models.build(tp.model, preprocessor.output_shape(train_split.shape[1:]), classes, tp.arch)
-    compile_model(model, tp, classes, len(train_data))
+    compile_model(model, make_optimizer(tp, len(train_data)), classes, tp.jit_compile)
     print(f"{model.name}: {model.count_params():,} parameters, {len(train_split)} training images")
 
-    fingerprint = resume.fingerprint(params, model, train_split.path)
+    fingerprint = resume.fingerprint(
+        {"train": tp.model_dump(mode="json", exclude={"early_stopping"})}, params.base.seed,
+        model, train_split.path,
+    )
     initial_epoch, why = resume.prepare(checkpoint_dir, fingerprint)
     print(f"train: {why}")
     fit_train, steps_per_epoch = fit_data(train_data, initial_epoch, tp.epochs)
@@ -146,7 +150,8 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
             fit_train, steps_per_epoch=steps_per_epoch, epochs=tp.epochs,
             validation_data=eval_data(val_data) if val_data else None,
             initial_epoch=initial_epoch, shuffle=False, verbose=2, class_weight=weights,
-            callbacks=callbacks(tp, live, checkpoint_dir, has_val=val_data is not None),
+            callbacks=callbacks(live, checkpoint_dir, tp.checkpoint_monitor,
+                                has_val=val_data is not None, es=tp.early_stopping),
         )
     save(model, model_dir, preprocessor, train_split, params)
     best = checkpoint_dir / "best.keras"

@@ -21,6 +21,9 @@ COMMANDS = {
     "split": "stages.split",
     "hdf5": "stages.hdf5",
     "train": "stages.train",
+    "extract_features": "stages.extract_features",
+    "train_logreg": "stages.train_logreg",
+    "finetune": "stages.finetune",
     "evaluate": "stages.evaluate",
 }
 

@@ -20,17 +20,22 @@ from tests.conftest import copy_project, run
 pytestmark = pytest.mark.slow
 
 DVC = [sys.executable, "-m", "dvc"]
-CACHED_OUTPUTS = ("data/ingest", "data/split", "data/hdf5", "models/train")
+CACHED_OUTPUTS = ("data/ingest", "data/split", "data/hdf5", "models/train", "data/features",
+                  "models/logreg", "models/finetune")
 
 
 def shrink(params: dict, source: Path) -> dict:
-    """Small and fast: an outside source, 12x12 grey, ShallowNet, 2 epochs, no augmentation."""
+    """Small and fast: an outside source, 12x12 grey, ShallowNet, 2 epochs, no augmentation;
+    the transfer branches at the backbone's smallest input, one epoch per fine-tuning phase."""
     params["ingest"]["source"].update(kind="folder", path=str(source))
     params["ingest"]["channels"] = 1
     params["hdf5"]["size"] = [12, 12]
     params["train"].update(model="shallownet", epochs=2, batch_size=64, lr=0.05)
     params["train"]["augment"] = {"flip": False, "rotation": 0.0, "shift": 0.0, "zoom": 0.0,
                                   "contrast": 0.0}
+    params["train_logreg"]["grid"] = {"C": [0.1, 1.0]}
+    params["finetune"]["warmup"]["epochs"] = 1
+    params["finetune"]["unfreeze"]["epochs"] = 1
     return params
 
 
@@ -62,17 +67,24 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
-    metrics = json.loads((repo / "results/evaluate/metrics.json").read_text())
+    metrics = json.loads((repo / "results/evaluate/train/metrics.json").read_text())
     assert metrics["split"] == "test" and 0.5 < metrics["rank1"] <= 1.0
     assert "rank5" in metrics and len(metrics["per_class"]) == 10
+    for branch in ("logreg", "finetune"):
+        scored = json.loads((repo / f"results/evaluate/{branch}/metrics.json").read_text())
+        assert scored["images"] == metrics["images"] and 0.0 <= scored["rank1"] <= 1.0
+    logreg = json.loads((repo / "results/train_logreg/metrics.json").read_text())
+    assert logreg["best_params"]["C"] in (0.1, 1.0)
+    finetune = json.loads((repo / "results/finetune/metrics.json").read_text())
+    assert finetune["step"] == 1
     train = json.loads((repo / "results/train/metrics.json").read_text())
     assert train["step"] == 1 and "loss" in train["train"]
     rejects = (repo / "results/ingest/rejects.csv").read_text()
     assert "broken.png,not-an-image" in rejects
     shown = json.loads(run([*DVC, "metrics", "show", "--json"], repo).stdout)
-    assert "results/evaluate/metrics.json" in json.dumps(shown)
+    assert "results/evaluate/logreg/metrics.json" in json.dumps(shown)
     assert (repo / "results/train/plots/metrics/train/loss.tsv").exists()
-    assert (repo / "results/evaluate/confusion.png").stat().st_size > 0
+    assert (repo / "results/evaluate/finetune/confusion.png").stat().st_size > 0
 
 
 def test_second_repro_is_a_no_op(repo: Path) -> None:

@@ -1,0 +1,57 @@
+"""Stage `extract_features`: run every split through a pretrained backbone into a features HDF5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stages.common import fail, load_or_exit, params_option, quiet_backend
+
+
+@click.command(name="extract_features")
+@params_option
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default="data/hdf5", show_default=True, help="Folder written by the hdf5 stage.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/features",
+              show_default=True, help="Folder for <split>.h5 feature files.")
+def cli(params_path: Path, data: Path, out: Path) -> None:
+    """Write ``<split>.h5`` with ``features`` (N, D), ``labels``, ``paths`` and class names.
+
+    The backbone is ``backbone.name`` from ``keras.applications`` without its top, with
+    ``backbone.weights`` (imagenet from the local cache only, a file path, or none), fed
+    ``backbone.size`` RGB images through its own ``preprocess_input`` and pooled by
+    ``extract_features.pooling``. Batches stream from HDF5 to HDF5, so memory stays flat.
+    """
+    params = load_or_exit(params_path)
+    quiet_backend()
+    from pipeline import backbones
+    from pipeline.features import extract, feature_model
+    from pipeline.preprocess import Preprocessor
+    from pipeline.split import SPLITS
+    from pipeline.training import configure_backend
+
+    bp, ep = params.backbone, params.extract_features
+    configure_backend(params.base.seed, deterministic=True)
+    try:
+        body = backbones.build(bp.name, bp.weights, tuple(bp.size), bp.alpha)
+    except backbones.WeightsUnavailable as exc:
+        fail(str(exc))
+    except ValueError as exc:
+        fail(f"backbone {bp.name}: {exc}")
+    model = feature_model(body, ep.pooling)
+    preprocessor = Preprocessor(size=tuple(bp.size), rgb=True, backbone=bp.name)
+    attrs = {"backbone": bp.name, "weights": bp.weights, "size": list(bp.size),
+             "pooling": ep.pooling, "flip": ep.flip}
+    for name in SPLITS:
+        source = data / f"{name}.h5"
+        if not source.exists():
+            continue
+        count = extract(model, source, out / f"{name}.h5", preprocessor, ep.batch_size,
+                        ep.dtype, ep.flip, attrs)
+        click.echo(f"extract_features: {name}: {count} images -> {out / f'{name}.h5'} "
+                   f"({model.output_shape[-1]} features)")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,46 @@
+"""Stage `finetune`: a new head on a pretrained backbone, warmed up frozen, then unfrozen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stages.common import fail, load_or_exit, params_option, quiet_backend
+
+
+@click.command(name="finetune")
+@params_option
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default="data/hdf5", show_default=True, help="Folder written by the hdf5 stage.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/finetune",
+              show_default=True, help="Folder for model.keras and preprocess.json.")
+@click.option("--live", "live_dir", type=click.Path(file_okay=False, path_type=Path),
+              default="results/finetune", show_default=True,
+              help="dvclive folder: metrics.json, per-epoch plots, curves.png.")
+@click.option("--checkpoint", "checkpoint_dir", type=click.Path(file_okay=False, path_type=Path),
+              default="models/finetune_checkpoint", show_default=True,
+              help="Persistent folder for resuming after a kill.")
+def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
+    """Fine-tune ``backbone.name`` with a new head (``finetune.head``).
+
+    Phase 1 (``finetune.warmup``, RMSprop by default) trains the head with the backbone frozen.
+    Phase 2 (``finetune.unfreeze``, SGD at a low rate) also trains the backbone from
+    ``unfreeze_from`` (a layer name) or its last ``unfreeze_last`` layers; BatchNorm layers stay
+    frozen in inference mode. Both phases log one continuous dvclive history; a killed run
+    resumes from its last finished epoch in either phase.
+    """
+    params = load_or_exit(params_path)
+    quiet_backend()
+    from pipeline.backbones import WeightsUnavailable
+    from pipeline.finetune import finetune
+
+    try:
+        finetune(params, data, out, live_dir, checkpoint_dir)
+    except WeightsUnavailable as exc:
+        fail(str(exc))
+    click.echo(f"finetune: saved {out / 'model.keras'}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,49 @@
+"""Stage `train_logreg`: grid-searched logistic regression on the extracted features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stages.common import load_or_exit, params_option
+
+
+@click.command(name="train_logreg")
+@params_option
+@click.option("--features", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default="data/features", show_default=True,
+              help="Folder written by extract_features.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/logreg",
+              show_default=True, help="Folder for model.joblib and model.json.")
+@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="results/train_logreg/metrics.json", show_default=True)
+def cli(params_path: Path, features: Path, out: Path, metrics_path: Path) -> None:
+    """Fit ``LogisticRegression`` with ``GridSearchCV`` over ``train_logreg.grid`` on the train
+    split's features (stratified ``cv`` folds, ``n_jobs`` parallel fits), refit the best on all
+    of train, and score val.
+
+    Saves ``model.joblib`` (a pickled scikit-learn pipeline: load it only if this pipeline
+    wrote it) and ``model.json`` (classes, best parameters, CV accuracy). Metrics: best
+    parameters, CV and val accuracy.
+    """
+    params = load_or_exit(params_path)
+    from pipeline import atomic, logreg
+    from pipeline.evaluation import rank_k
+    from pipeline.features import FeatureSplit
+
+    train = FeatureSplit(features / "train.h5")
+    search = logreg.fit(train, params.train_logreg, params.base.seed)
+    meta = logreg.save(search, out, train)
+    metrics = {"best_params": meta["best_params"], "cv_accuracy": round(meta["cv_accuracy"], 6)}
+    val_path = features / "val.h5"
+    if val_path.exists() and len(val := FeatureSplit(val_path)):
+        probs = logreg.probabilities(search.best_estimator_, val, len(train.classes))
+        metrics["val_accuracy"] = round(rank_k(probs, val.labels, 1), 6)
+    atomic.write_json(metrics_path, metrics)
+    shown = ", ".join(f"{k} {v}" for k, v in metrics.items())
+    click.echo(f"train_logreg: {shown}")
+
+
+if __name__ == "__main__":
+    cli()
