@@ -53,7 +53,8 @@ def extract(
             f.attrs[key] = value
         if len(split) == 0:
             return 0
-        loader = HDF5Loader(split_path, batch_size, preprocessor)
+        # Streamed (never read whole into memory), so memory stays flat however large the split.
+        loader = HDF5Loader(split_path, batch_size, preprocessor, memory_limit_mb=0)
         bar = tqdm(total=len(split), desc=f"features {split_path.stem}", unit="img",
                    disable=not progress)
         with ThreadPoolExecutor(1) as pool:
