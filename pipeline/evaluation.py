@@ -96,7 +96,8 @@ def evaluate_model(model_dir: Path, split_path: Path, batch_size: int) -> dict[s
         from pipeline.preprocess import load_spec
 
         preprocessor, spec = load_spec(model_dir / "preprocess.json")
-        model = keras.models.load_model(model_dir / "model.keras")
+        # Without the optimizer: scoring needs none, and its custom schedule may not be imported.
+        model = keras.models.load_model(model_dir / "model.keras", compile=False)
         loader = HDF5Loader(split_path, batch_size, preprocessor)
         probabilities = model.predict(eval_data(loader), verbose=0)
         classes, labels, paths = spec["classes"], loader.split.labels, loader.split.paths()

@@ -39,7 +39,7 @@ def predict(model_dir: Path, paths: list[Path], top_k: int = 5,
     from pipeline.preprocess import load_spec
 
     preprocessor, spec = load_spec(model_dir / "preprocess.json")
-    model = keras.models.load_model(model_dir / "model.keras")
+    model = keras.models.load_model(model_dir / "model.keras", compile=False)
     classes: list[str] = spec["classes"]
     arrays, kept, skipped = [], [], []
     for path in expand(paths):

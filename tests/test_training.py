@@ -172,3 +172,20 @@ def test_predict_on_a_saved_model(tmp_path: Path) -> None:
          str(tmp_path / "imgs" / "4" / sorted(os.listdir(tmp_path / "imgs" / "4"))[0])],
         cwd=ROOT, env=env(), capture_output=True, text=True)
     assert table.returncode == 0 and table.stdout.count("\n") == 1
+
+
+def test_a_model_trained_with_a_schedule_is_evaluated_in_a_fresh_process(tmp_path: Path) -> None:
+    digits_data(tmp_path / "data", 300, size=12)
+    path = params_file(tmp_path, epochs=1, schedule={"kind": "step", "warmup_epochs": 1})
+    params = yaml.safe_load(path.read_text())
+    params["evaluate"]["split"] = "val"
+    path.write_text(yaml.safe_dump(params))
+    trained = subprocess.run(train_cmd(tmp_path, "run"), cwd=tmp_path, env=env(),
+                             capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    scored = subprocess.run(
+        [sys.executable, "-m", "stages.evaluate", "--params", str(path), "--model",
+         str(tmp_path / "run" / "model"), "--data", str(tmp_path / "data"), "--out",
+         str(tmp_path / "scores")], cwd=tmp_path, env=env(), capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads((tmp_path / "scores" / "metrics.json").read_text())["images"] == 300
