@@ -45,7 +45,7 @@ def extract(
     width = int(np.prod(model.output_shape[1:]))
     with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
         out = f.create_dataset("features", shape=(len(split), width), dtype=dtype,
-                               chunks=(min(max(len(split), 1), 256), width) if len(split) else None)
+                               chunks=(min(len(split), 256), width) if len(split) else None)
         f.create_dataset("labels", data=split.labels.astype(np.int32))
         f.create_dataset("paths", data=split.paths(), dtype=h5py.string_dtype())
         f.attrs["classes"] = json.dumps(split.classes)

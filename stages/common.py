@@ -19,6 +19,11 @@ params_option = click.option(
     default="params.yaml", show_default=True, help="The params file to read and validate.",
 )
 
+hdf5_option = click.option(
+    "--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default="data/hdf5", show_default=True, help="Folder written by the hdf5 stage.",
+)
+
 
 def load_or_exit(path: Path) -> Params:
     """Validate the whole params file; on any error print each dotted key and exit with 2."""

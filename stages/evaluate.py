@@ -14,7 +14,8 @@ from stages.common import load_or_exit, params_option, quiet_backend
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default="models/train", show_default=True, help="Folder with model.keras.")
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/hdf5", show_default=True, help="Folder written by the hdf5 stage.")
+              default="data/hdf5", show_default=True,
+              help="Folder of split files: data/hdf5 for Keras models, data/features for logreg.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default="results/evaluate", show_default=True)
 def cli(params_path: Path, model_dir: Path, data: Path, out: Path) -> None:

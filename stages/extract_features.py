@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from stages.common import fail, load_or_exit, params_option, quiet_backend
+from stages.common import fail, hdf5_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="extract_features")
 @params_option
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/hdf5", show_default=True, help="Folder written by the hdf5 stage.")
+@hdf5_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/features",
               show_default=True, help="Folder for <split>.h5 feature files.")
 def cli(params_path: Path, data: Path, out: Path) -> None:

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from stages.common import load_or_exit, params_option, quiet_backend
+from stages.common import hdf5_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="train")
 @params_option
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/hdf5", show_default=True, help="Folder written by the hdf5 stage.")
+@hdf5_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/train",
               show_default=True, help="Folder for model.keras and preprocess.json.")
 @click.option("--live", "live_dir", type=click.Path(file_okay=False, path_type=Path),
