@@ -1,11 +1,16 @@
-"""Scoring a trained model on a split: rank-k accuracy, per-class report, confusion matrix."""
+"""Scoring a trained model: rank-k accuracy (plain and oversampled), per-class report, confusion
+matrix, misclassified examples and the bias/variance diagnosis."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pipeline.params import EvaluateParams
 
 
 def rank_k(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
@@ -74,40 +79,138 @@ def confusion_png(matrix: list[list[int]], classes: list[str], target: Path, tit
     plt.close(fig)
 
 
-def evaluate_model(model_dir: Path, split_path: Path, batch_size: int) -> dict[str, Any]:
-    """Predict ``split_path`` with the model in ``model_dir`` and score it (see :func:`scores`).
+@dataclass
+class Prediction:
+    """Class probabilities for every image of a split, with what they are scored against."""
+
+    probabilities: np.ndarray
+    classes: list[str]
+    labels: np.ndarray
+    paths: list[str]
+
+
+class Scorer:
+    """A trained model loaded once, predicting whole splits.
 
     A Keras model (``model.keras`` + ``preprocess.json``) reads a split of images; a logistic
     regression (``model.joblib``, from ``train_logreg``) reads the same split's features file.
     """
-    from pipeline import logreg
 
-    if (model_dir / logreg.MODEL).exists():
-        from pipeline.features import FeatureSplit
+    def __init__(self, model_dir: Path, batch_size: int = 256):
+        from pipeline import logreg
 
-        model, meta = logreg.load(model_dir)
-        split = FeatureSplit(split_path)
-        classes, labels, paths = meta["classes"], split.labels, split.paths
-        probabilities = logreg.probabilities(model, split, len(classes))
-    else:
-        import keras
+        self.model_dir = Path(model_dir)
+        self.batch_size = batch_size
+        self.is_keras = not (self.model_dir / logreg.MODEL).exists()
+        if self.is_keras:
+            import keras
 
+            from pipeline.preprocess import load_spec
+
+            self.preprocessor, spec = load_spec(self.model_dir / "preprocess.json")
+            # Without the optimizer: scoring needs none, and its custom schedule may not import.
+            self.model = keras.models.load_model(self.model_dir / "model.keras", compile=False)
+            self.classes: list[str] = spec["classes"]
+        else:
+            self.model, meta = logreg.load(self.model_dir)
+            self.classes = meta["classes"]
+
+    def predict(self, split_path: Path) -> Prediction:
+        """Probabilities for every image of ``split_path``, in file order."""
+        if not self.is_keras:
+            from pipeline import logreg
+            from pipeline.features import FeatureSplit
+
+            split = FeatureSplit(split_path)
+            probabilities = logreg.probabilities(self.model, split, len(self.classes))
+            return Prediction(probabilities, self.classes, split.labels, split.paths)
         from pipeline.loader import HDF5Loader, eval_data
-        from pipeline.preprocess import load_spec
 
-        preprocessor, spec = load_spec(model_dir / "preprocess.json")
-        # Without the optimizer: scoring needs none, and its custom schedule may not be imported.
-        model = keras.models.load_model(model_dir / "model.keras", compile=False)
-        loader = HDF5Loader(split_path, batch_size, preprocessor)
-        probabilities = model.predict(eval_data(loader), verbose=0)
-        classes, labels, paths = spec["classes"], loader.split.labels, loader.split.paths()
-    result = scores(probabilities, labels, classes)
-    result.update(classes=classes, labels=labels, paths=paths)
+        loader = HDF5Loader(split_path, self.batch_size, self.preprocessor)
+        probabilities = self.model.predict(eval_data(loader), verbose=0)
+        return Prediction(probabilities, self.classes, loader.split.labels, loader.split.paths())
+
+    def predict_oversampled(self, split_path: Path, fraction: float, flip: bool) -> Prediction:
+        """Probabilities averaged over 5 crops (corners, centre) and, with ``flip``, their
+        mirrors: the 10-crop of the AlexNet paper. Keras models only."""
+        from pipeline.hdf5 import Split
+        from pipeline.oversample import predict_views
+
+        if not self.is_keras:
+            raise ValueError("oversampling needs a model that reads images, not features")
+        split = Split(split_path)
+        probabilities = predict_views(self.model, self.preprocessor, split, self.batch_size,
+                                      fraction, flip)
+        return Prediction(probabilities, self.classes, split.labels, split.paths())
+
+
+def evaluate_model(model_dir: Path, split_path: Path, batch_size: int) -> dict[str, Any]:
+    """Predict ``split_path`` with the model in ``model_dir`` and score it (see :func:`scores`)."""
+    return score_prediction(Scorer(model_dir, batch_size).predict(split_path))
+
+
+def score_prediction(prediction: Prediction) -> dict[str, Any]:
+    """:func:`scores` plus what :func:`write_outputs` needs to name rows."""
+    result = scores(prediction.probabilities, prediction.labels, prediction.classes)
+    result.update(classes=prediction.classes, labels=prediction.labels, paths=prediction.paths)
     return result
 
 
-def write_outputs(result: dict[str, Any], out: Path, split: str) -> dict[str, Any]:
-    """``metrics.json``, ``report.json``/``.txt``, ``predictions.csv``, ``confusion.png``."""
+def evaluate(model_dir: Path, data: Path, images: Path | None,
+             params: EvaluateParams) -> dict[str, Any]:
+    """Everything the evaluate stage reports for one model.
+
+    Scores ``params.split`` of ``data`` (plain, and oversampled for Keras models when asked),
+    and with ``params.diagnose`` every other split there too, for the bias/variance table.
+    ``images`` is the folder of image splits the misclassified grid is drawn from.
+    """
+    from pipeline.diagnosis import ORDER, diagnose
+
+    scorer = Scorer(model_dir, params.batch_size)
+    split_path = data / f"{params.split}.h5"
+    prediction = scorer.predict(split_path)
+    result = score_prediction(prediction)
+    result["prediction"] = prediction
+    metrics = result["metrics"]
+    if params.oversample.enabled and scorer.is_keras:
+        views = scorer.predict_oversampled(split_path, params.oversample.crop,
+                                           params.oversample.flip)
+        over = scores(views.probabilities, views.labels, views.classes)["metrics"]
+        metrics["oversampled"] = {
+            "views": 10 if params.oversample.flip else 5,
+            **{k: over[k] for k in ("rank1", "rank5") if k in over},
+            "rank1_gain": round(over["rank1"] - metrics["rank1"], 6),
+        }
+    elif params.oversample.enabled:
+        result["notes"].append("oversampling skipped: this model scores precomputed features")
+    if params.diagnose:
+        errors = {}
+        for name in ORDER:
+            path = data / f"{name}.h5"
+            if name == params.split:
+                errors[name] = 1.0 - metrics["rank1"]
+            elif path.exists() and _count(path) > 0:
+                other = scorer.predict(path)
+                errors[name] = 1.0 - rank_k(other.probabilities, other.labels, 1)
+        result["diagnosis"] = diagnose(errors, params.human_error)
+        metrics["diagnosis"] = {**{f"{k}_error": round(v, 6) for k, v in errors.items()},
+                                **result["diagnosis"]["gaps"]}
+    result["images"] = images / f"{params.split}.h5" if images is not None else None
+    return result
+
+
+def _count(split_path: Path) -> int:
+    """Images in a split file of images or of features (an empty train-dev split has none)."""
+    import h5py
+
+    with h5py.File(split_path, "r") as f:
+        return int(f["labels"].shape[0])
+
+
+def write_outputs(result: dict[str, Any], out: Path, split: str,
+                  misclassified: int = 25) -> dict[str, Any]:
+    """``metrics.json``, ``report.json``/``.txt``, ``predictions.csv``, ``confusion.png``,
+    ``misclassified.png`` (when the image split is known) and ``diagnosis.md`` (when made)."""
     from pipeline import atomic
     from pipeline.tables import write_csv
 
@@ -123,4 +226,27 @@ def write_outputs(result: dict[str, Any], out: Path, split: str) -> dict[str, An
     ])
     confusion_png(result["confusion"], classes, out / "confusion.png",
                   f"{split}: rank-1 {metrics['rank1']:.4f}")
+    if result.get("images") is not None:
+        _misclassified_png(result, out / "misclassified.png", split, misclassified)
+    if "diagnosis" in result:
+        from pipeline.diagnosis import table_markdown
+
+        atomic.write_text(out / "diagnosis.md", table_markdown(result["diagnosis"]))
     return metrics
+
+
+def _misclassified_png(result: dict[str, Any], target: Path, split: str, limit: int) -> None:
+    from pipeline.gallery import grid_png, misclassified
+    from pipeline.hdf5 import Split
+
+    images = result["images"]
+    if Split(images).paths() != list(result["paths"]):
+        raise ValueError(f"{images} does not hold the images that were scored, in that order")
+    classes, probabilities = result["classes"], result["prediction"].probabilities
+    predicted = result["predicted"]
+    picked = misclassified(result["labels"], predicted, probabilities.max(axis=1), limit)
+    titles = [f"true {classes[result['labels'][i]]}\npred {classes[predicted[i]]} "
+              f"({probabilities[i].max():.2f})" for i in picked]
+    wrong = int((result["labels"] != predicted).sum())
+    grid_png(images, picked, titles, target,
+             f"{split}: {len(picked)} of {wrong} misclassified, most confident first")

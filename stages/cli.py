@@ -25,6 +25,7 @@ COMMANDS = {
     "train_logreg": "stages.train_logreg",
     "finetune": "stages.finetune",
     "evaluate": "stages.evaluate",
+    "ensemble": "stages.ensemble",
 }
 
 
@@ -187,6 +188,125 @@ def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool
         click.echo(f"{result.path}\t{shown}")
     if not results:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("a_rev")
+@click.argument("b_rev", required=False)
+@click.option("--fail-on", "fail_on", multiple=True, metavar="METRIC:DROP",
+              help="Exit 1 when METRIC (a key such as rank1, or FILE:KEY) falls by more than "
+              "DROP from A_REV to B_REV. Repeatable.")
+@click.option("--metric", "patterns", multiple=True, metavar="GLOB",
+              help="Show only metrics whose key matches GLOB (e.g. 'rank*'). Repeatable.")
+@click.option("--all", "show_all", is_flag=True, help="Show unchanged metrics and params too.")
+def compare(a_rev: str, b_rev: str | None, fail_on: tuple[str, ...], patterns: tuple[str, ...],
+            show_all: bool) -> None:
+    """Markdown tables of metric and param differences from A_REV to B_REV.
+
+    Uses `dvc metrics diff` and `dvc params diff`; B_REV omitted means the workspace. Metrics
+    files are git-tracked, so any two commits compare without pulling data.
+
+    Example: cvpipe compare HEAD~1 HEAD --fail-on rank1:0.01
+    """
+    from pipeline.compare import Threshold, dvc_diff, markdown, select, violations
+
+    try:
+        thresholds = [Threshold.parse(text) for text in fail_on]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-on") from None
+    try:
+        metrics = dvc_diff("metrics", a_rev, b_rev, Path.cwd())
+        params = dvc_diff("params", a_rev, b_rev, Path.cwd())
+    except RuntimeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(markdown(select(metrics, patterns, not show_all), select(params, (), not show_all),
+                        a_rev, b_rev or "workspace"))
+    problems = violations(metrics, thresholds)
+    for line in problems:
+        click.echo(f"regression: {line}", err=True)
+    if problems:
+        sys.exit(1)
+
+
+@main.group()
+def search() -> None:
+    """Random hyperparameter search as DVC experiments, ranked on the val split."""
+
+
+def _load_search(spec_path: Path):
+    from pipeline.params import ParamsError
+    from pipeline.search import load_spec
+
+    try:
+        return load_spec(spec_path)
+    except ParamsError as exc:
+        click.echo(f"invalid search file {spec_path}:", err=True)
+        for line in exc.lines:
+            click.echo(f"  {line}", err=True)
+        sys.exit(2)
+
+
+@search.command("queue")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, exists=True,
+                                                             path_type=Path))
+@click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="params.yaml", show_default=True, help="Params the trials override.")
+@click.option("--run", "run_now", is_flag=True,
+              help="Run each trial now (dvc exp run --temp) instead of queueing it.")
+@click.option("--dry-run", is_flag=True, help="Print the dvc commands without running them.")
+def search_queue(spec_path: Path, params_path: Path, run_now: bool, dry_run: bool) -> None:
+    """Sample SPEC's trials and queue each as `dvc exp run --queue TARGET -S ...`.
+
+    Every trial is validated against the params schema first, so nothing is queued if any is
+    invalid. Then `dvc queue start` runs them (`dvc queue status` follows), and
+    `cvpipe search show SPEC` ranks the results. Example file: experiments/search.yaml.
+    """
+    import shlex
+    import subprocess
+
+    from pipeline.params import ParamsError
+    from pipeline.search import exp_run_command, trials
+
+    spec = _load_search(spec_path)
+    try:
+        sets = trials(spec, params_path)
+    except ParamsError as exc:
+        click.echo("a trial is not valid params:", err=True)
+        for line in exc.lines:
+            click.echo(f"  {line}", err=True)
+        sys.exit(2)
+    for number, overrides in enumerate(sets, 1):
+        command = exp_run_command(spec, number, overrides, queue=not run_now)
+        click.echo(shlex.join(["dvc", *command[3:]]))
+        if not dry_run and subprocess.run(command).returncode != 0:
+            click.echo(f"error: trial {number} failed", err=True)
+            sys.exit(1)
+    if not dry_run and not run_now:
+        click.echo(f"queued {len(sets)} experiments: run them with `dvc queue start`, then "
+                   f"`cvpipe search show {spec_path}`")
+
+
+@search.command("show")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, exists=True,
+                                                             path_type=Path))
+def search_show(spec_path: Path) -> None:
+    """Rank SPEC's experiments by its validation metric, best first (Markdown table)."""
+    from pipeline.search import experiments, ranked, table_markdown
+
+    spec = _load_search(spec_path)
+    try:
+        rows = ranked(spec, experiments(Path.cwd()))
+    except RuntimeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if not rows:
+        click.echo(f"no experiments named {spec.name}-* yet", err=True)
+        sys.exit(1)
+    click.echo(table_markdown(spec, rows))
+    best = rows[0]["name"]
+    click.echo(f"Best on val: {best}. Evaluate it on test once: "
+               f"dvc exp apply {best} && dvc repro")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage `evaluate`: rank-1/rank-5, per-class report and confusion matrix on the test split."""
+"""Stage `evaluate`: rank-1/rank-5 (plain and 10-crop), reports, confusion matrix, diagnosis."""
 
 from __future__ import annotations
 
@@ -6,37 +6,51 @@ from pathlib import Path
 
 import click
 
+from pipeline.logreg import MODEL
 from stages.common import load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="evaluate")
 @params_option
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="models/train", show_default=True, help="Folder with model.keras.")
+              default="models/train", show_default=True,
+              help="Folder with model.keras (or model.joblib from train_logreg).")
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default="data/hdf5", show_default=True,
               help="Folder of split files: data/hdf5 for Keras models, data/features for logreg.")
+@click.option("--images", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="Folder of image splits the misclassified grid is drawn from "
+              "[default: --data, for Keras models; no grid for logreg without it].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default="results/evaluate", show_default=True)
-def cli(params_path: Path, model_dir: Path, data: Path, out: Path) -> None:
+def cli(params_path: Path, model_dir: Path, data: Path, images: Path, out: Path) -> None:
     """Score the trained model on ``evaluate.split`` (the test split by default).
 
     Writes ``metrics.json`` (rank-1, rank-5 when there are more than 5 classes, per-class
-    precision and recall; git-tracked so ``dvc metrics diff`` compares commits),
-    ``report.txt``/``report.json``, ``predictions.csv`` (the confusion-matrix DVC plot) and
-    ``confusion.png``.
+    precision and recall, the 10-crop scores under ``oversampled`` and the error of every
+    split under ``diagnosis``; git-tracked so ``dvc metrics diff`` compares commits),
+    ``report.txt``/``report.json``, ``predictions.csv`` (the confusion-matrix DVC plot),
+    ``confusion.png``, ``misclassified.png`` and ``diagnosis.md`` (Ng's bias/variance table).
     """
     params = load_or_exit(params_path)
     quiet_backend()
-    from pipeline.evaluation import evaluate_model, write_outputs
+    from pipeline.evaluation import evaluate, write_outputs
 
-    split = params.evaluate.split
-    result = evaluate_model(model_dir, data / f"{split}.h5", params.evaluate.batch_size)
-    metrics = write_outputs(result, out, split)
+    settings = params.evaluate
+    if images is None and not (model_dir / MODEL).exists():
+        images = data
+    result = evaluate(model_dir, data, images, settings)
+    metrics = write_outputs(result, out, settings.split, settings.misclassified)
     for note in result["notes"]:
         click.echo(f"evaluate: {note}")
     shown = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("rank1", "rank5") if k in metrics)
-    click.echo(f"evaluate: {split} ({metrics['images']} images): {shown}")
+    click.echo(f"evaluate: {settings.split} ({metrics['images']} images): {shown}")
+    if "oversampled" in metrics:
+        over = metrics["oversampled"]
+        click.echo(f"evaluate: {over['views']}-crop rank1 {over['rank1']:.4f} "
+                   f"({over['rank1_gain']:+.4f})")
+    if "diagnosis" in result:
+        click.echo((out / "diagnosis.md").read_text().rstrip())
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import hdf5_option, load_or_exit, params_option, quiet_backend
+from stages.common import fail, hdf5_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="train")
@@ -20,7 +20,10 @@ from stages.common import hdf5_option, load_or_exit, params_option, quiet_backen
 @click.option("--checkpoint", "checkpoint_dir", type=click.Path(file_okay=False, path_type=Path),
               default="models/checkpoint", show_default=True,
               help="Persistent folder for resuming after a kill, and the best epoch's model.")
-def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
+@click.option("--member", default=None, metavar="NAME",
+              help="Train ensemble member NAME: the params with ensemble.members.NAME merged in.")
+def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path,
+        member: str | None) -> None:
     """Train ``train.model`` with ``model.fit`` on the shuffled HDF5 loader.
 
     Validates on the val split each epoch; loss, accuracy and learning rate per epoch go to
@@ -30,6 +33,13 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     continues from its last finished epoch unless params or data changed.
     """
     params = load_or_exit(params_path)
+    if member is not None:
+        from pipeline.params import member_params
+
+        if member not in params.ensemble.members:
+            fail(f"no ensemble member {member!r} in {params_path} "
+                 f"(ensemble.members: {', '.join(params.ensemble.members) or 'none'})", 2)
+        params = member_params(params, member)
     quiet_backend()
     from pipeline.training import train
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,13 @@ pytestmark = pytest.mark.slow
 
 DVC = [sys.executable, "-m", "dvc"]
 CACHED_OUTPUTS = ("data/ingest", "data/split", "data/hdf5", "models/train", "data/features",
-                  "models/logreg", "models/finetune")
+                  "models/logreg", "models/finetune", "models/members")
 
 
 def shrink(params: dict, source: Path) -> dict:
     """Small and fast: an outside source, 12x12 grey, ShallowNet, 2 epochs, no augmentation;
-    the transfer branches at the backbone's smallest input, one epoch per fine-tuning phase."""
+    the transfer branches at the backbone's smallest input, one epoch per fine-tuning phase; one
+    ensemble member beside models/train."""
     params["ingest"]["source"].update(kind="folder", path=str(source))
     params["ingest"]["channels"] = 1
     params["hdf5"]["size"] = [12, 12]
@@ -36,6 +38,7 @@ def shrink(params: dict, source: Path) -> dict:
     params["train_logreg"]["grid"] = {"C": [0.1, 1.0]}
     params["finetune"]["warmup"]["epochs"] = 1
     params["finetune"]["unfreeze"]["epochs"] = 1
+    params["ensemble"]["members"] = {"seed-1": {"base": {"seed": 1}}}
     return params
 
 
@@ -85,6 +88,15 @@ def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
     assert "results/evaluate/logreg/metrics.json" in json.dumps(shown)
     assert (repo / "results/train/plots/metrics/train/loss.tsv").exists()
     assert (repo / "results/evaluate/finetune/confusion.png").stat().st_size > 0
+    # 5-crop oversampling and Ng's table (a train-dev split exists) are in the metrics.
+    assert metrics["oversampled"]["views"] == 5 and 0.0 <= metrics["oversampled"]["rank1"] <= 1
+    assert {"train_dev_error", "variance", "data_mismatch"} <= set(metrics["diagnosis"])
+    assert "| train_dev |" in (repo / "results/evaluate/train/diagnosis.md").read_text()
+    assert (repo / "results/evaluate/logreg/misclassified.png").stat().st_size > 0
+    ensemble = json.loads((repo / "results/ensemble/metrics.json").read_text())
+    assert set(ensemble["members"]) == {"seed-1", "models/train"}
+    assert ensemble["members"]["models/train"]["rank1"] == pytest.approx(metrics["rank1"])
+    assert "results/ensemble/metrics.json" in json.dumps(shown)
 
 
 def test_second_repro_is_a_no_op(repo: Path) -> None:
@@ -127,7 +139,7 @@ def test_checkout_of_older_commit_restores_its_model(repo: Path) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["train"]["epochs"] = 3
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = run([*DVC, "repro"], repo).stdout
+    out = run([*DVC, "repro", "train"], repo).stdout
     assert "Running stage 'train'" in out and "Running stage 'hdf5'" not in out
     run(["git", "commit", "-qam", "three epochs"], repo)
     second = digests(repo)
@@ -141,7 +153,8 @@ def test_checkout_of_older_commit_restores_its_model(repo: Path) -> None:
 
 
 def test_exp_run_with_set_param(repo: Path) -> None:
-    run([*DVC, "exp", "run", "-S", "train.epochs=1"], repo)
+    # Up to train only: the stages after it are covered by the repro above, and cost a minute.
+    run([*DVC, "exp", "run", "train", "-S", "train.epochs=1"], repo)
     try:
         params = yaml.safe_load((repo / "params.yaml").read_text())
         assert params["train"]["epochs"] == 1
@@ -151,6 +164,7 @@ def test_exp_run_with_set_param(repo: Path) -> None:
     finally:
         run(["git", "checkout", "--", "."], repo)
         run([*DVC, "checkout", "--force"], repo)
+        run([*DVC, "exp", "remove", "--all-commits"], repo, check=False)
 
 
 def test_data_add_tracks_a_folder_with_dvc(repo: Path, tmp_path: Path) -> None:
@@ -166,3 +180,65 @@ def test_data_add_tracks_a_folder_with_dvc(repo: Path, tmp_path: Path) -> None:
     again = run([sys.executable, "-m", "stages.cli", "data", "add", str(folder), "--name", "mine"],
                 repo, check=False)
     assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def wait_for_queue(repo: Path, timeout: float = 600) -> None:
+    """Until `dvc queue status` lists nothing queued or running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run([*DVC, "queue", "status"], repo).stdout
+        if not any(word in status for word in ("Queued", "Running")):
+            return
+        time.sleep(3)
+    raise AssertionError(f"queue still busy after {timeout} s:\n{status}")
+
+
+def test_queued_sweep_then_show_and_diff(repo: Path) -> None:
+    from pipeline.search import experiments
+
+    before = {row["name"] for row in experiments(repo)}
+    run([*DVC, "exp", "run", "--queue", "train", "-S", "train.lr=0.1,0.01"], repo)
+    try:
+        run([*DVC, "queue", "start"], repo)
+        wait_for_queue(repo)
+        rows = [row for row in experiments(repo) if row["name"] not in before]
+        assert sorted(r["params"]["train.lr"] for r in rows) == [0.01, 0.1]
+        assert all(r["status"] == "Success" for r in rows), rows
+        assert all("results/train/metrics.json:val.accuracy" in r["metrics"] for r in rows)
+        names = [r["name"] for r in rows]
+        diff = json.loads(run([*DVC, "exp", "diff", *names, "--json"], repo).stdout)
+        assert "train.lr" in diff["params"]["params.yaml"]
+        assert "learning_rate" in diff["metrics"]["results/train/metrics.json"]
+        # The workspace is untouched: queued experiments run in their own directories.
+        assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"] == 0.05
+    finally:
+        run([*DVC, "exp", "remove", "--all-commits"], repo, check=False)
+        run([*DVC, "queue", "remove", "--all"], repo, check=False)
+
+
+def test_random_search_runs_and_ranks_on_validation(repo: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "search.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "rs", "trials": 2, "seed": 3,
+        "space": {"train.lr": {"log_uniform": [0.01, 0.2]}, "train.epochs": {"randint": [1, 1]}},
+    }))
+    cli = [sys.executable, "-m", "stages.cli", "search"]
+    try:
+        run([*cli, "queue", str(spec), "--run"], repo)
+        table = run([*cli, "show", str(spec)], repo).stdout
+        rows = [line for line in table.splitlines() if line.startswith("| 1 ") or
+                line.startswith("| 2 ")]
+        assert len(rows) == 2
+        scores = [float(line.split("|")[3]) for line in rows]
+        assert scores[0] >= scores[1]  # best first
+        assert "dvc exp apply rs-0" in table
+        # Trials stop at train: the test split's score is still the baseline's in every one.
+        from pipeline.search import experiments
+
+        baseline = json.loads((repo / "results/evaluate/train/metrics.json").read_text())
+        key = "results/evaluate/train/metrics.json:rank1"
+        trials = [row for row in experiments(repo) if row["name"].startswith("rs-")]
+        assert len(trials) == 2 and all(row["metrics"][key] == baseline["rank1"]
+                                        for row in trials)
+    finally:
+        run([*DVC, "exp", "remove", "--all-commits"], repo, check=False)

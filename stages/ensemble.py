@@ -1,0 +1,58 @@
+"""Stage `ensemble`: average the members' probabilities and score each member and the whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stages.common import fail, load_or_exit, params_option, quiet_backend
+
+
+@click.command(name="ensemble")
+@params_option
+@click.option("--members", type=click.Path(file_okay=False, path_type=Path),
+              default="models/members", show_default=True,
+              help="Folder holding one trained model per ensemble.members entry.")
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default="data/hdf5", show_default=True,
+              help="Folder of image splits.")
+@click.option("--features", type=click.Path(file_okay=False, path_type=Path),
+              default="data/features", show_default=True,
+              help="Folder of feature splits, read by logistic-regression members only.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default="results/ensemble", show_default=True)
+def cli(params_path: Path, members: Path, data: Path, features: Path, out: Path) -> None:
+    """Score the ensemble of ``ensemble.members`` (trained by the train_member stages) and
+    ``ensemble.models`` (any trained model folders) on ``evaluate.split``.
+
+    Writes ``metrics.json`` (the ensemble's rank-1/rank-5 and per-class precision/recall, each
+    member's rank-1/rank-5, and the gain over the best member), and the ensemble's report,
+    ``predictions.csv``, ``confusion.png`` and ``misclassified.png`` like the evaluate stage.
+    """
+    params = load_or_exit(params_path)
+    folders = {name: members / name for name in params.ensemble.members}
+    folders.update({path: Path(path) for path in params.ensemble.models})
+    missing = [str(folder) for folder in folders.values() if not folder.is_dir()]
+    if missing:
+        fail(f"trained models missing: {', '.join(missing)} (train the members first: "
+             "dvc repro ensemble)")
+    quiet_backend()
+    from pipeline.ensemble import average, member_scores, predict_members, summary
+    from pipeline.evaluation import score_prediction, write_outputs
+
+    split = params.evaluate.split
+    predictions = predict_members(folders, data, features, split, params.evaluate.batch_size)
+    mean = average(predictions)
+    result = score_prediction(mean)
+    result.update(prediction=mean, images=data / f"{split}.h5")
+    result["metrics"] = summary(member_scores(predictions), result["metrics"])
+    metrics = write_outputs(result, out, split, params.evaluate.misclassified)
+    for name, row in metrics["members"].items():
+        click.echo(f"ensemble: member {name}: rank1 {row['rank1']:.4f}")
+    click.echo(f"ensemble: {len(folders)} models on {split}: rank1 {metrics['rank1']:.4f} "
+               f"({metrics['rank1_gain_over_best']:+.4f} over the best member)")
+
+
+if __name__ == "__main__":
+    cli()
