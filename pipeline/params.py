@@ -420,10 +420,7 @@ class EnsembleParams(Section):
     """Members trained by `train_member` (one per entry) plus already trained models, averaged."""
 
     members: dict[MemberName, dict[str, Any]] = Field(
-        default_factory=lambda: {
-            "shallownet": {"train": {"model": "shallownet"}},
-            "shallownet-seed-1": {"base": {"seed": 1}, "train": {"model": "shallownet"}},
-        },
+        default_factory=lambda: {"shallownet": {"train": {"model": "shallownet"}}},
         description="Name -> overrides of the `base`/`train` sections for that member, e.g. "
         "{seed-1: {base: {seed: 1}}, wide: {train: {arch: {width: 2}}}}. Each member is "
         "trained to models/members/<name>.",
