@@ -184,15 +184,16 @@ def evaluate(model_dir: Path, data: Path, images: Path | None,
     elif params.oversample.enabled:
         result["notes"].append("oversampling skipped: this model scores precomputed features")
     if params.diagnose:
-        errors = {}
+        errors, counts = {}, {}
         for name in ORDER:
             path = data / f"{name}.h5"
             if name == params.split:
-                errors[name] = 1.0 - metrics["rank1"]
+                errors[name], counts[name] = 1.0 - metrics["rank1"], len(prediction.labels)
             elif path.exists() and _count(path) > 0:
                 other = scorer.predict(path)
                 errors[name] = 1.0 - rank_k(other.probabilities, other.labels, 1)
-        result["diagnosis"] = diagnose(errors, params.human_error)
+                counts[name] = len(other.labels)
+        result["diagnosis"] = diagnose(errors, params.human_error, counts)
         metrics["diagnosis"] = {**{f"{k}_error": round(v, 6) for k, v in errors.items()},
                                 **result["diagnosis"]["gaps"]}
     result["images"] = images / f"{params.split}.h5" if images is not None else None

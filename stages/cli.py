@@ -237,14 +237,12 @@ def search() -> None:
 def _load_search(spec_path: Path):
     from pipeline.params import ParamsError
     from pipeline.search import load_spec
+    from stages.common import exit_listing
 
     try:
         return load_spec(spec_path)
     except ParamsError as exc:
-        click.echo(f"invalid search file {spec_path}:", err=True)
-        for line in exc.lines:
-            click.echo(f"  {line}", err=True)
-        sys.exit(2)
+        exit_listing(f"invalid search file {spec_path}:", exc.lines)
 
 
 @search.command("queue")
@@ -267,15 +265,13 @@ def search_queue(spec_path: Path, params_path: Path, run_now: bool, dry_run: boo
 
     from pipeline.params import ParamsError
     from pipeline.search import exp_run_command, trials
+    from stages.common import exit_listing
 
     spec = _load_search(spec_path)
     try:
         sets = trials(spec, params_path)
     except ParamsError as exc:
-        click.echo("a trial is not valid params:", err=True)
-        for line in exc.lines:
-            click.echo(f"  {line}", err=True)
-        sys.exit(2)
+        exit_listing("a trial is not valid params:", exc.lines)
     for number, overrides in enumerate(sets, 1):
         command = exp_run_command(spec, number, overrides, queue=not run_now)
         click.echo(shlex.join(["dvc", *command[3:]]))

@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -30,10 +30,15 @@ def load_or_exit(path: Path) -> Params:
     try:
         return load_params(path)
     except ParamsError as exc:
-        click.echo(f"invalid params in {path}:", err=True)
-        for line in exc.lines:
-            click.echo(f"  {line}", err=True)
-        sys.exit(2)
+        exit_listing(f"invalid params in {path}:", exc.lines)
+
+
+def exit_listing(title: str, lines: list[str], code: int = 2) -> NoReturn:
+    """Print ``title`` and one indented line per problem to stderr, then exit with ``code``."""
+    click.echo(title, err=True)
+    for line in lines:
+        click.echo(f"  {line}", err=True)
+    sys.exit(code)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -178,3 +178,20 @@ def test_train_refuses_an_unknown_member(tmp_path: Path) -> None:
                            "--data", str(tmp_path)],
                           cwd=ROOT, env=venv_env(), capture_output=True, text=True)
     assert done.returncode == 2 and "no ensemble member 'b'" in done.stderr
+
+
+def test_gaps_within_two_standard_errors_are_noise() -> None:
+    errors = {"train": 0.01, "train_dev": 0.02, "val": 0.04, "test": 0.04}
+    counts = {"train": 1000, "train_dev": 50, "val": 50, "test": 50}
+    small = diagnose(errors, human_error=0.008, counts=counts)
+    # One image in 50 is 0.02: none of these gaps is beyond 2 standard errors.
+    assert small["largest"] is None
+    pooled = (0.01 * 1000 + 0.02 * 50) / 1050
+    assert small["standard_errors"]["variance"] == pytest.approx(
+        np.sqrt(pooled * (1 - pooled) * (1 / 1000 + 1 / 50)), abs=1e-6)
+    assert "(within noise)" in table_markdown(small)
+    # A split without mistakes is still uncertain: 0 of 100 against 3 of 100 is noise.
+    assert diagnose({"train_dev": 0.0, "val": 0.03}, counts={"train_dev": 100, "val": 100})[
+        "largest"] is None
+    large = diagnose(errors, counts={k: 100_000 for k in errors})
+    assert large["largest"] == "data_mismatch"
