@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.evaluation import Prediction, Scorer, rank_k
+from pipeline.evaluation import Prediction, Scorer, ranks
 
 
 def predict_members(models: dict[str, Path], images: Path, features: Path, split: str,
@@ -35,13 +35,8 @@ def average(predictions: dict[str, Prediction]) -> Prediction:
 
 def member_scores(predictions: dict[str, Prediction]) -> dict[str, dict[str, float]]:
     """Rank-1 (and rank-5 above 5 classes) of each member."""
-    out = {}
-    for name, p in predictions.items():
-        row = {"rank1": rank_k(p.probabilities, p.labels, 1)}
-        if len(p.classes) > 5:
-            row["rank5"] = rank_k(p.probabilities, p.labels, 5)
-        out[name] = row
-    return out
+    return {name: ranks(p.probabilities, p.labels, len(p.classes))
+            for name, p in predictions.items()}
 
 
 def summary(members: dict[str, dict[str, float]], ensemble: dict[str, Any]) -> dict[str, Any]:

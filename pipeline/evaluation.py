@@ -21,16 +21,23 @@ def rank_k(probabilities: np.ndarray, labels: np.ndarray, k: int) -> float:
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 
+def ranks(probabilities: np.ndarray, labels: np.ndarray, classes: int) -> dict[str, float]:
+    """Rank-1, and rank-5 where there are more than 5 classes (else it is trivially 1.0)."""
+    out = {"rank1": rank_k(probabilities, labels, 1)}
+    if classes > 5:
+        out["rank5"] = rank_k(probabilities, labels, 5)
+    return out
+
+
 def scores(probabilities: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Metrics (rank-1, rank-5 where there are more than 5 classes) and the per-class report."""
     from sklearn.metrics import classification_report, confusion_matrix
 
     predicted = probabilities.argmax(axis=1)
-    metrics: dict[str, Any] = {"rank1": rank_k(probabilities, labels, 1), "images": len(labels)}
+    metrics: dict[str, Any] = {**ranks(probabilities, labels, len(classes)),
+                               "images": len(labels)}
     notes = []
-    if len(classes) > 5:
-        metrics["rank5"] = rank_k(probabilities, labels, 5)
-    else:
+    if len(classes) <= 5:
         notes.append(f"rank-5 not reported: {len(classes)} classes, rank-5 would be trivially 1.0")
     index = list(range(len(classes)))
     report = classification_report(
@@ -175,10 +182,9 @@ def evaluate(model_dir: Path, data: Path, images: Path | None,
     if params.oversample.enabled and scorer.is_keras:
         views = scorer.predict_oversampled(split_path, params.oversample.crop,
                                            params.oversample.flip)
-        over = scores(views.probabilities, views.labels, views.classes)["metrics"]
+        over = ranks(views.probabilities, views.labels, len(views.classes))
         metrics["oversampled"] = {
-            "views": 10 if params.oversample.flip else 5,
-            **{k: over[k] for k in ("rank1", "rank5") if k in over},
+            "views": 10 if params.oversample.flip else 5, **over,
             "rank1_gain": round(over["rank1"] - metrics["rank1"], 6),
         }
     elif params.oversample.enabled:
