@@ -25,6 +25,27 @@ hdf5_option = click.option(
 )
 
 
+def training_outputs(model: str, live: str, checkpoint: str, checkpoint_help: str) -> Callable[[F], F]:
+    """The ``--out``, ``--live`` and ``--checkpoint`` options of a stage that trains a model."""
+    options = [
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=model,
+                     show_default=True, help="Folder for model.keras and preprocess.json."),
+        click.option("--live", "live_dir", type=click.Path(file_okay=False, path_type=Path),
+                     default=live, show_default=True,
+                     help="dvclive folder: metrics.json, per-epoch plots, curves.png."),
+        click.option("--checkpoint", "checkpoint_dir",
+                     type=click.Path(file_okay=False, path_type=Path), default=checkpoint,
+                     show_default=True, help=checkpoint_help),
+    ]
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def load_or_exit(path: Path) -> Params:
     """Validate the whole params file; on any error print each dotted key and exit with 2."""
     try:

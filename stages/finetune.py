@@ -6,20 +6,21 @@ from pathlib import Path
 
 import click
 
-from stages.common import fail, hdf5_option, load_or_exit, params_option, quiet_backend
+from stages.common import (
+    fail,
+    hdf5_option,
+    load_or_exit,
+    params_option,
+    quiet_backend,
+    training_outputs,
+)
 
 
 @click.command(name="finetune")
 @params_option
 @hdf5_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/finetune",
-              show_default=True, help="Folder for model.keras and preprocess.json.")
-@click.option("--live", "live_dir", type=click.Path(file_okay=False, path_type=Path),
-              default="results/finetune", show_default=True,
-              help="dvclive folder: metrics.json, per-epoch plots, curves.png.")
-@click.option("--checkpoint", "checkpoint_dir", type=click.Path(file_okay=False, path_type=Path),
-              default="models/finetune_checkpoint", show_default=True,
-              help="Persistent folder for resuming after a kill.")
+@training_outputs("models/finetune", "results/finetune", "models/finetune_checkpoint",
+                  "Persistent folder for resuming after a kill.")
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
     """Fine-tune ``backbone.name`` with a new head (``finetune.head``).
 

@@ -6,20 +6,21 @@ from pathlib import Path
 
 import click
 
-from stages.common import fail, hdf5_option, load_or_exit, params_option, quiet_backend
+from stages.common import (
+    fail,
+    hdf5_option,
+    load_or_exit,
+    params_option,
+    quiet_backend,
+    training_outputs,
+)
 
 
 @click.command(name="train")
 @params_option
 @hdf5_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/train",
-              show_default=True, help="Folder for model.keras and preprocess.json.")
-@click.option("--live", "live_dir", type=click.Path(file_okay=False, path_type=Path),
-              default="results/train", show_default=True,
-              help="dvclive folder: metrics.json, per-epoch plots, curves.png.")
-@click.option("--checkpoint", "checkpoint_dir", type=click.Path(file_okay=False, path_type=Path),
-              default="models/checkpoint", show_default=True,
-              help="Persistent folder for resuming after a kill, and the best epoch's model.")
+@training_outputs("models/train", "results/train", "models/checkpoint",
+                  "Persistent folder for resuming after a kill, and the best epoch's model.")
 @click.option("--member", default=None, metavar="NAME",
               help="Train ensemble member NAME: the params with ensemble.members.NAME merged in.")
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path,
