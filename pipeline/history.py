@@ -28,15 +28,15 @@ def read_series(tsv: Path) -> tuple[list[int], list[float]]:
     return [int(r["step"]) for r in rows], [float(r[name]) for r in rows]
 
 
-def plot_curves(metrics_dir: Path, target: Path) -> None:
-    """Loss and accuracy per epoch, train and val, as one PNG (the training monitor)."""
+def plot_curves(metrics_dir: Path, target: Path,
+                panels: tuple[str, ...] = ("loss", "accuracy", "rank5")) -> None:
+    """Per-epoch metrics (loss and accuracy by default), train and val, as one PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [name for name in ("loss", "accuracy", "rank5")
-              if (metrics_dir / "train" / f"{name}.tsv").exists()]
+    panels = [name for name in panels if (metrics_dir / "train" / f"{name}.tsv").exists()]
     if not panels:
         return
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)

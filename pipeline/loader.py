@@ -200,11 +200,14 @@ def eval_data(loader: HDF5Loader):
 def _tf_pipeline(loader: HDF5Loader, steps: range, fetch):
     import tensorflow as tf
 
-    shape = (None, *loader.preprocessor.output_shape(loader.split.shape[1:]))
+    # Types and shapes from the first batch: (images, labels), or what a subclass yields.
+    sample = loader[0]
+    types = [tf.as_dtype(a.dtype) for a in sample]
+    shapes = [(None, *a.shape[1:]) for a in sample]
 
     def call(step):
-        images, labels = tf.numpy_function(fetch, [step], [tf.float32, tf.int32])
-        return tf.ensure_shape(images, shape), tf.ensure_shape(labels, (None,))
+        arrays = tf.numpy_function(fetch, [step], types)
+        return tuple(tf.ensure_shape(a, s) for a, s in zip(arrays, shapes, strict=True))
 
     dataset = tf.data.Dataset.range(steps.start, steps.stop)
     # One call at a time keeps batches in order and the loader's epoch state simple;

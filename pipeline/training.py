@@ -25,9 +25,10 @@ class LiveLogger(keras.callbacks.Callback):
     dvclive's own Keras callback imports TensorFlow; this one works on every Keras backend.
     """
 
-    def __init__(self, live: Any):
+    def __init__(self, live: Any, panels: tuple[str, ...] = ("loss", "accuracy", "rank5")):
         super().__init__()
         self.live = live
+        self.panels = panels
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         for name, value in (logs or {}).items():
@@ -37,7 +38,8 @@ class LiveLogger(keras.callbacks.Callback):
             self.live.log_metric(key, float(value))
         self.live.log_metric("learning_rate", rate_at(self.model.optimizer))
         self.live.next_step()
-        plot_curves(Path(self.live.plots_dir) / "metrics", Path(self.live.dir) / "curves.png")
+        plot_curves(Path(self.live.plots_dir) / "metrics", Path(self.live.dir) / "curves.png",
+                    self.panels)
 
 
 def configure_backend(seed: int, deterministic: bool, mixed_precision: bool = False) -> None:
@@ -81,12 +83,13 @@ def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
 
 
 def callbacks(live: Any, checkpoint_dir: Path, monitor: str, has_val: bool,
-              es: EarlyStoppingParams | None = None, best: Path | None = None) -> list:
+              es: EarlyStoppingParams | None = None, best: Path | None = None,
+              panels: tuple[str, ...] = ("loss", "accuracy", "rank5")) -> list:
     """Logging first (so a kill never logs an epoch the backup lacks), then the backup in
     ``checkpoint_dir``, the best model (``best``, by default in ``checkpoint_dir``), early
     stopping."""
     out: list[keras.callbacks.Callback] = [
-        LiveLogger(live),
+        LiveLogger(live, panels),
         keras.callbacks.BackupAndRestore(str(resume.backup_dir(checkpoint_dir)),
                                          double_checkpoint=True, delete_checkpoint=False),
     ]

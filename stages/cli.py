@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -26,6 +27,11 @@ COMMANDS = {
     "finetune": "stages.finetune",
     "evaluate": "stages.evaluate",
     "ensemble": "stages.ensemble",
+    "dcgan": "stages.dcgan",
+    "gan_score": "stages.gan_score",
+    "srcnn_data": "stages.srcnn_data",
+    "srcnn": "stages.srcnn",
+    "srcnn_evaluate": "stages.srcnn_evaluate",
 }
 
 
@@ -187,6 +193,83 @@ def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool
         shown = "  ".join(f"{label} {p:.3f}" for label, p in result.top)
         click.echo(f"{result.path}\t{shown}")
     if not results:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@click.argument("n", type=click.IntRange(min=1))
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--seed", default=0, show_default=True, help="Seed of the noise vectors.")
+@click.option("--grid/--no-grid", default=True, show_default=True,
+              help="Also write grid.png with all N images tiled.")
+def generate(model: Path, n: int, out: Path, seed: int, grid: bool) -> None:
+    """Sample N images from a trained DCGAN generator into the folder OUT.
+
+    MODEL is the folder the dcgan stage wrote (models/dcgan) or its generator.keras. Writes
+    OUT/sample_0000.png ... at the generator's size; the same --seed gives the same images.
+
+    Example: cvpipe generate models/dcgan 64 samples/
+    """
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from pipeline.dcgan import GENERATOR, grid_image, sample, save_png
+
+    path = model / GENERATOR if model.is_dir() else model
+    if not path.is_file():
+        raise click.BadParameter(f"no {GENERATOR} in {model}", param_hint="MODEL")
+    images = sample(keras.models.load_model(path, compile=False), n, seed)
+    for i, image in enumerate(images):
+        save_png(image, out / f"sample_{i:04d}.png")
+    if grid:
+        save_png(grid_image(images, math.ceil(math.sqrt(n))), out / "grid.png")
+    click.echo(f"wrote {n} images to {out}")
+
+
+@main.command()
+@click.argument("source", metavar="IN", type=click.Path(exists=True, path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--scale", type=click.IntRange(2, 8), default=None,
+              help="Enlargement factor [default: the factor the model was trained for].")
+@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default="models/srcnn", show_default=True, help="Folder written by the srcnn stage.")
+def upscale(source: Path, out: Path, scale: int | None, model_dir: Path) -> None:
+    """Enlarge an image (or every image of a folder) with SRCNN.
+
+    The image is enlarged bicubically by --scale, then SRCNN sharpens its luminance (colour stays
+    bicubic, as in the paper). Any size works; the output is exactly scale times the input in
+    each direction. IN a file: OUT is the output file (its extension picks the format). IN a
+    folder: OUT is a folder, one PNG per image. Unreadable images are listed and skipped.
+
+    Example: cvpipe upscale photo.jpg photo_x3.png --scale 3
+    """
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from PIL import Image
+
+    from pipeline import srcnn
+    from pipeline.atomic import atomic_path
+    from pipeline.superres import list_images, read_images
+
+    network, meta = srcnn.load(model_dir)
+    factor = scale or int(meta["scale"])
+    if factor != meta["scale"]:
+        click.echo(f"note: the model was trained for x{meta['scale']}, used at x{factor}", err=True)
+    images, skipped = read_images(list_images(source) if source.is_dir() else [source])
+    for path, reason in skipped:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    for path, rgb in images:
+        target = out / f"{path.stem}.png" if source.is_dir() else out
+        result = srcnn.upscale(network, rgb, factor, int(meta["border"]))
+        with atomic_path(target, suffix=target.suffix) as tmp:
+            Image.fromarray(result).save(tmp)
+        click.echo(f"{path} {rgb.shape[1]}x{rgb.shape[0]} -> {target} "
+                   f"{result.shape[1]}x{result.shape[0]}")
+    if not images:
         sys.exit(1)
 
 

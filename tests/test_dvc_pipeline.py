@@ -22,13 +22,14 @@ pytestmark = pytest.mark.slow
 
 DVC = [sys.executable, "-m", "dvc"]
 CACHED_OUTPUTS = ("data/ingest", "data/split", "data/hdf5", "models/train", "data/features",
-                  "models/logreg", "models/finetune", "models/members")
+                  "models/logreg", "models/finetune", "models/members", "data/srcnn",
+                  "models/dcgan", "models/srcnn")
 
 
 def shrink(params: dict, source: Path) -> dict:
     """Small and fast: an outside source, 12x12 grey, ShallowNet, 2 epochs, no augmentation;
     the transfer branches at the backbone's smallest input, one epoch per fine-tuning phase; one
-    ensemble member beside models/train."""
+    ensemble member beside models/train; a narrow one-epoch DCGAN and SRCNN."""
     params["ingest"]["source"].update(kind="folder", path=str(source))
     params["ingest"]["channels"] = 1
     params["hdf5"]["size"] = [12, 12]
@@ -39,6 +40,11 @@ def shrink(params: dict, source: Path) -> dict:
     params["finetune"]["warmup"]["epochs"] = 1
     params["finetune"]["unfreeze"]["epochs"] = 1
     params["ensemble"]["members"] = {"seed-1": {"base": {"seed": 1}}}
+    params["dcgan"].update(size=[12, 12], generator_filters=[8, 4], discriminator_filters=[4, 8],
+                           epochs=1, batch_size=64)
+    params["gan_score"]["samples"] = 50
+    params["srcnn_data"]["stride"] = 40
+    params["srcnn"].update(epochs=1, filters=[8, 4])
     return params
 
 
@@ -97,6 +103,13 @@ def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
     assert set(ensemble["members"]) == {"seed-1", "models/train"}
     assert ensemble["members"]["models/train"]["rank1"] == pytest.approx(metrics["rank1"])
     assert "results/ensemble/metrics.json" in json.dumps(shown)
+    # Both generative branches: the GAN scored by models/train, SRCNN against bicubic.
+    gan = json.loads((repo / "results/gan_score/metrics.json").read_text())
+    assert gan["generated"]["images"] == 50 and gan["generated"]["classes"] == 10
+    assert (repo / "results/dcgan/plots/images/samples/epoch_001.png").exists()
+    sr = json.loads((repo / "results/srcnn_evaluate/metrics.json").read_text())
+    assert sr["images"] == 1 and sr["scale"] == 3 and sr["bicubic_psnr"] > 20
+    assert (repo / "results/srcnn_evaluate/crops.png").stat().st_size > 0
 
 
 def test_second_repro_is_a_no_op(repo: Path) -> None:

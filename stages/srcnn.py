@@ -1,0 +1,36 @@
+"""Stage `srcnn`: train SRCNN (9-1-5, mean squared error) on the sub-images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stages.common import load_or_exit, params_option, quiet_backend, training_outputs
+
+
+@click.command(name="srcnn")
+@params_option
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default="data/srcnn", show_default=True, help="Folder written by srcnn_data.")
+@training_outputs("models/srcnn", "results/srcnn", "models/srcnn_checkpoint",
+                  "Persistent folder for resuming after a kill.")
+def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
+    """Fit SRCNN with ``model.fit`` on data/srcnn/train.h5, monitoring val.h5.
+
+    Loss (MSE) and PSNR per epoch go to dvclive and ``curves.png``. Saves ``model.keras`` and
+    ``srcnn.json`` (scale, border). A killed run continues from its last finished epoch.
+    """
+    params = load_or_exit(params_path)
+    quiet_backend()
+    from pipeline.srcnn import train
+
+    try:
+        train(params, data, out, live_dir, checkpoint_dir)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"srcnn: saved {out / 'model.keras'}")
+
+
+if __name__ == "__main__":
+    cli()

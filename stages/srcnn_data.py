@@ -1,0 +1,44 @@
+"""Stage `srcnn_data`: cut SRCNN training sub-images from a folder of images into HDF5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stages.common import exit_listing, load_or_exit, params_option
+
+
+@click.command(name="srcnn_data")
+@params_option
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/srcnn",
+              show_default=True, help="Folder for train.h5, val.h5 and patches.json.")
+def cli(params_path: Path, out: Path) -> None:
+    """Cut ``srcnn_data.size``-pixel sub-images every ``srcnn_data.stride`` pixels.
+
+    Each image's luminance is cropped to a multiple of ``srcnn_data.scale``, shrunk by it and
+    enlarged back (bicubic both ways): that is the input. The label is the sharp image's centre
+    that the network's valid convolutions predict (21 px of a 33 px input for 9-1-5). Unreadable
+    images are skipped and listed in patches.json.
+    """
+    params = load_or_exit(params_path)
+    from pipeline.superres import border, list_images, write_patches
+
+    sd = params.srcnn_data
+    paths = list_images(sd.images, sd.glob)
+    if not paths:
+        exit_listing("srcnn_data: no images", [f"srcnn_data.images: {sd.images} has no image "
+                                               f"files matching {sd.glob!r}"], 1)
+    try:
+        record = write_patches(paths, out, sd.scale, sd.size, sd.stride,
+                               border(params.srcnn.kernels), sd.val, params.base.seed)
+    except ValueError as exc:
+        exit_listing("srcnn_data: nothing to train on", [str(exc)], 1)
+    for path, reason in record["skipped"]:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    click.echo(f"srcnn_data: {record['train']:,} train and {record['val']:,} val sub-images "
+               f"from {len(record['images'])} images (x{sd.scale}) in {out}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,171 @@
+"""SRCNN: sub-image geometry, the network's alignment with its labels, PSNR/SSIM, `upscale`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from pipeline import superres
+from stages.cli import main
+
+
+def ramp(height: int, width: int) -> np.ndarray:
+    """A smooth plane: bicubic resampling reproduces it away from the borders."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    return 0.2 + 0.002 * x + 0.003 * y
+
+
+def test_patch_corners_and_shapes() -> None:
+    hr = np.random.default_rng(0).random((80, 95), dtype=np.float32)
+    patches = superres.cut_patches(hr, scale=3, size=33, stride=14, edge=6)
+    cropped = superres.modcrop(hr, 3)  # 78 x 93
+    rows, cols = len(range(0, 78 - 33 + 1, 14)), len(range(0, 93 - 33 + 1, 14))
+    assert patches.inputs.shape == (rows * cols, 33, 33, 1)
+    assert patches.labels.shape == (rows * cols, 21, 21, 1)
+    lr = superres.degrade(cropped, 3)
+    last = rows * cols - 1
+    y, x = (rows - 1) * 14, (cols - 1) * 14
+    np.testing.assert_array_equal(patches.inputs[last, ..., 0], lr[y:y + 33, x:x + 33])
+    np.testing.assert_array_equal(patches.labels[last, ..., 0], cropped[y + 6:y + 27, x + 6:x + 27])
+
+
+def test_labels_align_with_the_inputs_centre() -> None:
+    """On a plane the degraded input equals the sharp image inside, so every interior label must
+    equal its input's centre crop; one pixel of misalignment would be off by a slope (>= 0.002)."""
+    hr = ramp(120, 150)
+    patches = superres.cut_patches(hr, scale=3, size=33, stride=14, edge=6)
+    corners = [(y, x) for y in range(0, 120 - 33 + 1, 14) for x in range(0, 150 - 33 + 1, 14)]
+    interior = [i for i, (y, x) in enumerate(corners) if 12 <= y <= 120 - 45 and 12 <= x <= 150 - 45]
+    assert len(interior) >= 4
+    centre = patches.inputs[interior, 6:27, 6:27]
+    np.testing.assert_allclose(centre, patches.labels[interior], atol=2e-4)
+    shifted = patches.inputs[interior, 7:28, 6:27]
+    assert np.abs(shifted - patches.labels[interior]).min() > 1e-3
+
+
+def test_valid_network_output_is_the_label_window() -> None:
+    """An SRCNN whose layers pass the centre tap through returns exactly the input's centre:
+    its output has the label's shape and position."""
+    from pipeline.srcnn import build
+
+    model = build((4, 2), (9, 1, 5))
+    for layer, k in zip(model.layers[1:], (9, 1, 5), strict=True):
+        kernel, bias = (w.copy() * 0 for w in layer.get_weights())
+        kernel[k // 2, k // 2, 0, 0] = 1.0
+        layer.set_weights([kernel, bias])
+    patches = superres.cut_patches(np.random.default_rng(1).random((60, 60), dtype=np.float32),
+                                   scale=3, size=33, stride=27, edge=superres.border((9, 1, 5)))
+    out = np.asarray(model.predict(patches.inputs, verbose=0))
+    assert out.shape == patches.labels.shape
+    np.testing.assert_allclose(out, patches.inputs[:, 6:27, 6:27], atol=1e-6)
+
+
+def test_psnr_matches_a_hand_computed_case() -> None:
+    reference = np.full((4, 4), 100, np.uint8)
+    test = reference.copy()
+    test[0, 0] = 116  # one error of 16 over 16 pixels: MSE = 16
+    assert superres.psnr(reference, test) == pytest.approx(10 * math.log10(255**2 / 16))
+    assert superres.psnr(reference, test) == pytest.approx(36.0896, abs=1e-4)
+    assert superres.ssim(reference.repeat(4, 0).repeat(4, 1), reference.repeat(4, 0).repeat(4, 1)) \
+        == pytest.approx(1.0)
+
+
+def test_luminance_is_bt601_studio_range() -> None:
+    white = np.full((2, 2, 3), 255, np.uint8)
+    black = np.zeros((2, 2, 3), np.uint8)
+    assert superres.luminance(white)[0, 0] * 255 == pytest.approx(235)
+    assert superres.luminance(black)[0, 0] * 255 == pytest.approx(16)
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    """An untrained SRCNN saved as the srcnn stage saves one."""
+    from pipeline.atomic import write_json
+    from pipeline.srcnn import build
+
+    folder = tmp_path / "srcnn"
+    folder.mkdir()
+    build((8, 4)).save(folder / "model.keras")
+    write_json(folder / "srcnn.json", {"scale": 3, "border": 6})
+    return folder
+
+
+def test_upscale_output_is_input_size_times_scale(model_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (17, 23, 3), np.uint8)).save(
+        source / "odd.png")
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (9, 5), np.uint8), "L").save(
+        source / "grey.png")
+    (source / "broken.jpg").write_bytes(b"not a jpeg")
+    runner = CliRunner()
+    one = runner.invoke(main, ["upscale", str(source / "odd.png"), str(tmp_path / "odd_x3.png"),
+                               "--scale", "3", "--model", str(model_dir)])
+    assert one.exit_code == 0, one.output
+    assert Image.open(tmp_path / "odd_x3.png").size == (69, 51)
+    many = runner.invoke(main, ["upscale", str(source), str(tmp_path / "out"), "--scale", "2",
+                                "--model", str(model_dir)])
+    assert many.exit_code == 0, many.output
+    assert Image.open(tmp_path / "out" / "grey.png").size == (10, 18)
+    assert Image.open(tmp_path / "out" / "odd.png").size == (46, 34)
+    assert "skipped" in many.output and "broken.jpg" in many.output
+
+
+def test_srcnn_data_train_evaluate_stages(tmp_path: Path) -> None:
+    """The three stages on two small photos: patches, one epoch, PSNR/SSIM against bicubic."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    smooth = (ramp(90, 120)[..., None] * np.array([255, 200, 150])).astype(np.uint8)
+    for name, seed in (("a.png", 4), ("b.png", 5)):
+        noise = np.random.default_rng(seed).integers(0, 40, smooth.shape)
+        Image.fromarray((smooth + noise).astype(np.uint8)).save(photos / name)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["srcnn_data"].update(images=str(photos), glob="a.png", stride=20)
+    params["srcnn"].update(epochs=1, filters=[8, 4])
+    params["srcnn_evaluate"].update(images=str(photos), glob="b.png", crop=32)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    runner = CliRunner()
+    p = str(tmp_path / "params.yaml")
+    for args in (["srcnn_data", "--params", p, "--out", str(tmp_path / "data")],
+                 ["srcnn", "--params", p, "--data", str(tmp_path / "data"), "--out",
+                  str(tmp_path / "model"), "--live", str(tmp_path / "live"), "--checkpoint",
+                  str(tmp_path / "ckpt")],
+                 ["srcnn_evaluate", "--params", p, "--model", str(tmp_path / "model"), "--out",
+                  str(tmp_path / "eval")]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "data" / "patches.json").read_text())
+    assert record["label_size"] == 21 and record["train"] + record["val"] == 3 * 5
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["images"] == 1 and metrics["scale"] == 3
+    assert 10 < metrics["bicubic_psnr"] < 60 and 0 < metrics["srcnn_ssim"] <= 1
+    assert metrics["psnr_gain"] == pytest.approx(metrics["srcnn_psnr"] - metrics["bicubic_psnr"],
+                                                 abs=1e-3)
+    assert (tmp_path / "eval" / "crops.png").stat().st_size > 0
+    assert (tmp_path / "live" / "plots" / "metrics" / "val" / "psnr.tsv").exists()
+
+
+def test_even_kernel_and_too_small_patch_name_their_keys(tmp_path: Path) -> None:
+    import yaml
+
+    from pipeline.params import ParamsError, validate
+    from tests.conftest import ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["srcnn"]["kernels"] = [9, 2, 5]
+    with pytest.raises(ParamsError, match=r"srcnn\.kernels|srcnn: .*odd"):
+        validate(params)
+    params["srcnn"]["kernels"] = [9, 1, 5]
+    params["srcnn_data"]["size"] = 12
+    with pytest.raises(ParamsError, match=r"srcnn_data\.size: must exceed 12"):
+        validate(params)
