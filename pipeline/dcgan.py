@@ -184,6 +184,11 @@ class GANLoader(HDF5Loader):
         self.latent_dim = p.latent_dim
         self.grey = p.channels == 1 and stored[2] == 3
 
+    def signature(self) -> list[tuple[str, tuple[int | None, ...]]]:
+        (_, (batch, h, w, c)), _ = super().signature()
+        return [("float32", (batch, h, w, 1 if self.grey else c)),
+                ("float32", (batch, self.latent_dim))]
+
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         images, _ = super().__getitem__(index)
         if self.grey:

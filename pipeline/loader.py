@@ -166,6 +166,11 @@ class HDF5Loader(keras.utils.PyDataset):
             )
         return self.preprocessor.normalise(images), labels
 
+    def signature(self) -> list[tuple[str, tuple[int | None, ...]]]:
+        """dtype and shape (batch dimension ``None``) of each array a batch holds."""
+        shape = self.preprocessor.output_shape(self.split.shape[1:])
+        return [("float32", (None, *shape)), ("int32", (None,))]
+
     def close(self) -> None:
         """Close the HDF5 handle used for streaming."""
         with self._lock:
@@ -200,10 +205,8 @@ def eval_data(loader: HDF5Loader):
 def _tf_pipeline(loader: HDF5Loader, steps: range, fetch):
     import tensorflow as tf
 
-    # Types and shapes from the first batch: (images, labels), or what a subclass yields.
-    sample = loader[0]
-    types = [tf.as_dtype(a.dtype) for a in sample]
-    shapes = [(None, *a.shape[1:]) for a in sample]
+    types, shapes = zip(*loader.signature(), strict=True)
+    types = [tf.as_dtype(t) for t in types]
 
     def call(step):
         arrays = tf.numpy_function(fetch, [step], types)

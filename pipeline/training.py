@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,24 @@ from pipeline.schedules import make_optimizer, rate_at
 
 
 class LiveLogger(keras.callbacks.Callback):
-    """Logs each epoch's metrics and learning rate to a dvclive ``Live``, redraws the curves PNG.
+    """Logs each epoch's metrics and learning rate to a dvclive ``Live``; draws the curves PNG.
 
-    dvclive's own Keras callback imports TensorFlow; this one works on every Keras backend.
+    The PNG is redrawn after an epoch when ``redraw_s`` seconds have passed since the last
+    drawing (every epoch of a long run; drawing takes about half a second), and always when
+    training ends. dvclive's own Keras callback imports TensorFlow; this one works on every
+    Keras backend.
     """
 
-    def __init__(self, live: Any, panels: tuple[str, ...] = ("loss", "accuracy", "rank5")):
+    def __init__(self, live: Any, panels: tuple[str, ...] = ("loss", "accuracy", "rank5"),
+                 redraw_s: float = 15.0):
         super().__init__()
         self.live = live
         self.panels = panels
+        self.redraw_s = redraw_s
+        self._drawn = time.monotonic()
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        self._drawn = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         for name, value in (logs or {}).items():
@@ -38,8 +48,16 @@ class LiveLogger(keras.callbacks.Callback):
             self.live.log_metric(key, float(value))
         self.live.log_metric("learning_rate", rate_at(self.model.optimizer))
         self.live.next_step()
+        if time.monotonic() - self._drawn >= self.redraw_s:
+            self.draw()
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        self.draw()
+
+    def draw(self) -> None:
         plot_curves(Path(self.live.plots_dir) / "metrics", Path(self.live.dir) / "curves.png",
                     self.panels)
+        self._drawn = time.monotonic()
 
 
 def configure_backend(seed: int, deterministic: bool, mixed_precision: bool = False) -> None:
