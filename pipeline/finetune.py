@@ -16,7 +16,7 @@ from keras import layers
 from pipeline import augment, backbones, resume
 from pipeline.atomic import atomic_path
 from pipeline.hdf5 import Split
-from pipeline.history import trim_history
+from pipeline.history import live_run
 from pipeline.loader import HDF5Loader, eval_data, fit_data
 from pipeline.params import FinetuneParams, HeadParams, Params, PhaseParams
 from pipeline.preprocess import Preprocessor
@@ -70,8 +70,6 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     ``checkpoint_dir`` persists between runs. It holds a backup per phase and the warmed-up
     weights, so a run killed in either phase continues from its last finished epoch.
     """
-    from dvclive import Live
-
     fp, bp, seed = params.finetune, params.backbone, params.base.seed
     configure_backend(seed, fp.deterministic)
     train_split = Split(hdf5_dir / "train.h5")
@@ -107,10 +105,7 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     best = checkpoint_dir / "best.keras"
     if start == 0:
         best.unlink(missing_ok=True)
-    with Live(str(live_dir), resume=start > 0, save_dvc_exp=False, dvcyaml=None) as live:
-        if start:
-            trim_history(Path(live.plots_dir) / "metrics", start)
-            live.step = start
+    with live_run(live_dir, start) as live:
         live.summary["parameters"] = int(model.count_params())
         fit = _Phases(model, train_data, val_data, live, best, fp.checkpoint_monitor, classes)
         if not warm_done:

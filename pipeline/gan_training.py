@@ -22,7 +22,7 @@ from pipeline.dcgan import (
     save_png,
     to_uint8,
 )
-from pipeline.history import trim_history
+from pipeline.history import live_run
 from pipeline.loader import fit_data
 from pipeline.params import Params
 from pipeline.training import LiveLogger, configure_backend
@@ -59,8 +59,6 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     ``checkpoint_dir`` persists between runs: after a kill the next run continues from the last
     finished epoch (both networks, Adam's moments, the data and noise order, the history).
     """
-    from dvclive import Live
-
     p = params.dcgan
     seed = params.base.seed
     configure_backend(seed, p.deterministic)
@@ -79,10 +77,7 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     fixed_z = np.random.default_rng([seed, 7]).standard_normal((p.grid**2, p.latent_dim),
                                                                dtype=np.float32)
     data, steps = fit_data(loader, initial_epoch, p.epochs)
-    with Live(str(live_dir), resume=initial_epoch > 0, save_dvc_exp=False, dvcyaml=None) as live:
-        if initial_epoch:
-            trim_history(Path(live.plots_dir) / "metrics", initial_epoch)
-            live.step = initial_epoch
+    with live_run(live_dir, initial_epoch) as live:
         live.summary["generator_parameters"] = int(generator.count_params())
         gan.fit(data, steps_per_epoch=steps, epochs=p.epochs, initial_epoch=initial_epoch,
                 shuffle=False, verbose=2, callbacks=[

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pipeline.atomic import atomic_path, write_text
 
@@ -54,3 +57,16 @@ def plot_curves(metrics_dir: Path, target: Path,
     with atomic_path(target, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
+
+
+@contextlib.contextmanager
+def live_run(live_dir: Path, first_epoch: int) -> Iterator[Any]:
+    """A dvclive ``Live`` for a run starting at ``first_epoch``: resumed with its history cut
+    back to that epoch, or fresh."""
+    from dvclive import Live
+
+    with Live(str(live_dir), resume=first_epoch > 0, save_dvc_exp=False, dvcyaml=None) as live:
+        if first_epoch:
+            trim_history(Path(live.plots_dir) / "metrics", first_epoch)
+            live.step = first_epoch
+        yield live

@@ -53,9 +53,7 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def train(params: Params, data_dir: Path, model_dir: Path, live_dir: Path,
           checkpoint_dir: Path) -> keras.Model:
     """Fit SRCNN on ``data_dir/train.h5`` (monitoring ``val.h5``), resuming after a kill."""
-    from dvclive import Live
-
-    from pipeline.history import trim_history
+    from pipeline.history import live_run
     from pipeline.training import callbacks, configure_backend
 
     sp = params.srcnn
@@ -76,10 +74,7 @@ def train(params: Params, data_dir: Path, model_dir: Path, live_dir: Path,
                                      model, data_dir / "train.h5")
     initial_epoch, why = resume.prepare(checkpoint_dir, fingerprint)
     print(f"srcnn: {why}")
-    with Live(str(live_dir), resume=initial_epoch > 0, save_dvc_exp=False, dvcyaml=None) as live:
-        if initial_epoch:
-            trim_history(Path(live.plots_dir) / "metrics", initial_epoch)
-            live.step = initial_epoch
+    with live_run(live_dir, initial_epoch) as live:
         live.summary["parameters"] = int(model.count_params())
         live.summary["bicubic_psnr"] = meta["bicubic_psnr"]  # the sub-images' baseline
         model.fit(x, y, batch_size=sp.batch_size, epochs=sp.epochs, initial_epoch=initial_epoch,

@@ -13,7 +13,7 @@ import numpy as np
 from pipeline import augment, models, resume
 from pipeline.atomic import atomic_path, read_json
 from pipeline.hdf5 import Split
-from pipeline.history import plot_curves, trim_history
+from pipeline.history import live_run, plot_curves
 from pipeline.loader import HDF5Loader, eval_data, fit_data
 from pipeline.params import EarlyStoppingParams, Params, TrainParams
 from pipeline.preprocess import Preprocessor, save_spec
@@ -130,8 +130,6 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     finished epoch (weights, optimizer state and schedule position, loader order, dvclive
     history) unless params or data changed, in which case it starts fresh and says why.
     """
-    from dvclive import Live
-
     tp = params.train
     configure_backend(params.base.seed, tp.deterministic, tp.mixed_precision)
     train_split = Split(hdf5_dir / "train.h5")
@@ -160,10 +158,7 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     initial_epoch, why = resume.prepare(checkpoint_dir, fingerprint)
     print(f"train: {why}")
     fit_train, steps_per_epoch = fit_data(train_data, initial_epoch, tp.epochs)
-    with Live(str(live_dir), resume=initial_epoch > 0, save_dvc_exp=False, dvcyaml=None) as live:
-        if initial_epoch:
-            trim_history(Path(live.plots_dir) / "metrics", initial_epoch)
-            live.step = initial_epoch
+    with live_run(live_dir, initial_epoch) as live:
         live.summary["parameters"] = int(model.count_params())
         weights = (class_weights(train_split.labels, classes) if tp.class_weight == "balanced"
                    else None)

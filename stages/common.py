@@ -71,3 +71,14 @@ def fail(message: str, code: int = 1) -> None:
 def quiet_backend() -> None:
     """Silence TensorFlow's start-up chatter before Keras is imported."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def images_or_exit(section: str, folder: str, pattern: str) -> list[Path]:
+    """The image files ``<section>.images`` and ``<section>.glob`` name; exit 1 if there are none."""
+    from pipeline.superres import list_images
+
+    paths = list_images(folder, pattern)
+    if not paths:
+        exit_listing(f"{section}: no images",
+                     [f"{section}.images: {folder} has no image files matching {pattern!r}"], 1)
+    return paths

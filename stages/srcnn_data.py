@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import exit_listing, load_or_exit, params_option
+from stages.common import exit_listing, images_or_exit, load_or_exit, params_option
 
 
 @click.command(name="srcnn_data")
@@ -22,13 +22,10 @@ def cli(params_path: Path, out: Path) -> None:
     images are skipped and listed in patches.json.
     """
     params = load_or_exit(params_path)
-    from pipeline.superres import border, list_images, write_patches
+    from pipeline.superres import border, write_patches
 
     sd = params.srcnn_data
-    paths = list_images(sd.images, sd.glob)
-    if not paths:
-        exit_listing("srcnn_data: no images", [f"srcnn_data.images: {sd.images} has no image "
-                                               f"files matching {sd.glob!r}"], 1)
+    paths = images_or_exit("srcnn_data", sd.images, sd.glob)
     try:
         record = write_patches(paths, out, sd.scale, sd.size, sd.stride,
                                border(params.srcnn.kernels), sd.val, params.base.seed)

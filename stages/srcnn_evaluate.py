@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from stages.common import exit_listing, load_or_exit, params_option, quiet_backend
+from stages.common import (
+    exit_listing,
+    images_or_exit,
+    load_or_exit,
+    params_option,
+    quiet_backend,
+)
 
 
 @click.command(name="srcnn_evaluate")
@@ -27,13 +33,9 @@ def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     quiet_backend()
     from pipeline import srcnn
     from pipeline.atomic import write_json, write_text
-    from pipeline.superres import list_images
 
     ev = params.srcnn_evaluate
-    paths = list_images(ev.images, ev.glob)
-    if not paths:
-        exit_listing("srcnn_evaluate: no images", [f"srcnn_evaluate.images: {ev.images} has no "
-                                                   f"image files matching {ev.glob!r}"], 1)
+    paths = images_or_exit("srcnn_evaluate", ev.images, ev.glob)
     try:
         result = srcnn.evaluate(model_dir, paths, ev.scale)
     except ValueError as exc:

@@ -169,3 +169,18 @@ def test_even_kernel_and_too_small_patch_name_their_keys(tmp_path: Path) -> None
     params["srcnn_data"]["size"] = 12
     with pytest.raises(ParamsError, match=r"srcnn_data\.size: must exceed 12"):
         validate(params)
+
+
+def test_no_matching_images_exits_naming_the_key(tmp_path: Path) -> None:
+    import yaml
+
+    from tests.conftest import ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["srcnn_data"].update(images=str(tmp_path), glob="*.png")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = CliRunner().invoke(main, ["srcnn_data", "--params", str(tmp_path / "params.yaml"),
+                                       "--out", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    assert "srcnn_data.images" in result.output and "'*.png'" in result.output
+    assert not (tmp_path / "data").exists()
