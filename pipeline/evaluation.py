@@ -114,10 +114,10 @@ class Scorer:
 
             from pipeline.preprocess import load_spec
 
-            self.preprocessor, spec = load_spec(self.model_dir / "preprocess.json")
+            self.preprocessor, self.spec = load_spec(self.model_dir / "preprocess.json")
             # Without the optimizer: scoring needs none, and its custom schedule may not import.
             self.model = keras.models.load_model(self.model_dir / "model.keras", compile=False)
-            self.classes: list[str] = spec["classes"]
+            self.classes: list[str] = self.spec["classes"]
         else:
             self.model, meta = logreg.load(self.model_dir)
             self.classes = meta["classes"]

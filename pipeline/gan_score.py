@@ -63,10 +63,7 @@ def score(generator_dir: Path, classifier_dir: Path, samples: int, seed: int, ba
     scorer = Scorer(classifier_dir, batch_size)
     if not scorer.is_keras:
         raise ValueError(f"{classifier_dir}: the classifier must be a Keras model folder")
-    from pipeline.preprocess import load_spec
-
-    _, spec = load_spec(classifier_dir / "preprocess.json")
-    batch = fit_images(images, tuple(spec["size"]), int(spec["channels"]))
+    batch = fit_images(images, tuple(scorer.spec["size"]), int(scorer.spec["channels"]))
     probabilities = scorer.model.predict(scorer.preprocessor(batch), batch_size=batch_size,
                                          verbose=0)
     result = {"generated": class_stats(probabilities, scorer.classes, min_share)}
@@ -80,25 +77,8 @@ def score(generator_dir: Path, classifier_dir: Path, samples: int, seed: int, ba
 def labelled_grid(images: np.ndarray, probabilities: np.ndarray, classes: list[str],
                   target: Path, count: int = 25) -> None:
     """The first ``count`` samples, each titled with the predicted class and confidence."""
-    import matplotlib
+    from pipeline.gallery import titled_grid
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from pipeline.atomic import atomic_path
-
-    count = min(count, len(images))
-    cols = min(5, count)
-    rows = -(-count // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 2.0 * rows), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, p in zip(axes.flat, images[:count], probabilities[:count], strict=False):
-        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray",
-                  interpolation="nearest")
-        ax.set_title(f"{classes[int(p.argmax())]} {p.max():.2f}", fontsize=8)
-    fig.suptitle("generated samples, classifier's label and confidence", fontsize=9)
-    fig.tight_layout()
-    with atomic_path(target, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
+    titles = [f"{classes[int(p.argmax())]} {p.max():.2f}" for p in probabilities[:count]]
+    titled_grid(images[:count], titles, target,
+                "generated samples, classifier's label and confidence")

@@ -10,6 +10,9 @@ from typing import Any
 
 from pipeline.atomic import atomic_path, write_text
 
+#: The panels of a classifier's training curves (those with a .tsv are drawn).
+CLASSIFIER_PANELS = ("loss", "accuracy", "rank5")
+
 
 def trim_history(metrics_dir: Path, first_dropped_step: int) -> None:
     """Drop rows with ``step >= first_dropped_step`` from every dvclive ``.tsv`` under the folder."""
@@ -32,7 +35,7 @@ def read_series(tsv: Path) -> tuple[list[int], list[float]]:
 
 
 def plot_curves(metrics_dir: Path, target: Path,
-                panels: tuple[str, ...] = ("loss", "accuracy", "rank5")) -> None:
+                panels: tuple[str, ...] = CLASSIFIER_PANELS) -> None:
     """Per-epoch metrics (loss and accuracy by default), train and val, as one PNG."""
     import matplotlib
 

@@ -17,6 +17,7 @@ from pipeline.backbones import BACKBONES
 
 PosInt = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+Optimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "nadam", "adamw"]
 
 
 class Section(BaseModel):
@@ -242,7 +243,7 @@ class TrainParams(Section):
     arch: ArchParams = ArchParams()
     epochs: PosInt = Field(20, description="Passes over the training split.")
     batch_size: PosInt = Field(64, description="Images per gradient step.")
-    optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "nadam", "adamw"] = Field(
+    optimizer: Optimizer = Field(
         "sgd", description="Optimizer by name."
     )
     lr: float = Field(0.01, gt=0.0, le=10.0, description="(Peak) learning rate.")
@@ -339,7 +340,7 @@ class PhaseParams(Section):
     """One fine-tuning phase: its length and optimizer."""
 
     epochs: int = Field(5, ge=0, description="Epochs of this phase (0 skips it).")
-    optimizer: Literal["sgd", "adagrad", "rmsprop", "adam", "nadam", "adamw"] = "sgd"
+    optimizer: Optimizer = "sgd"
     lr: float = Field(0.001, gt=0.0, le=10.0, description="(Peak) learning rate.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
     nesterov: bool = False
@@ -442,9 +443,6 @@ class EnsembleParams(Section):
             raise ValueError("needs at least one member or model")
         return self
 
-
-
-Optimizer = Literal["sgd", "adagrad", "rmsprop", "adam", "nadam", "adamw"]
 Kernel = Annotated[int, Field(ge=1, le=15)]
 
 
@@ -587,7 +585,7 @@ class Params(Section):
     def _srcnn_label_fits(self) -> Params:
         lost = sum(k - 1 for k in self.srcnn.kernels)
         if self.srcnn_data.size <= lost:
-            raise ParamsPathError(
+            raise KeyedError(
                 f"srcnn_data.size: must exceed {lost}, the pixels srcnn.kernels "
                 f"{list(self.srcnn.kernels)} lose, got {self.srcnn_data.size}")
         return self
@@ -626,7 +624,11 @@ def member_params(params: Params, name: str) -> Params:
     return Params.model_validate(_merge(data, params.ensemble.members[name]))
 
 
-class ParamsPathError(ValueError):
+class KeyedError(ValueError):
+    """A check across keys whose message already starts with the dotted key it is about."""
+
+
+class ParamsPathError(KeyedError):
     """A path in params that must exist does not."""
 
 
@@ -644,8 +646,7 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key"
     message = error["msg"].removeprefix("Value error, ")
-    if message.startswith(("ingest.source.path:", "backbone.weights:", "srcnn_data.",
-                           "srcnn_evaluate.images:")):
+    if isinstance(error.get("ctx", {}).get("error"), KeyedError):
         return message
     if error["type"] == "missing":
         return f"{key}: required"

@@ -6,6 +6,8 @@ saved with the optimizer, and resuming restores the step, so the rate picks up w
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
 from pipeline.params import PhaseParams, ScheduleParams, TrainParams
@@ -77,12 +79,14 @@ def learning_rate(params: TrainParams | PhaseParams, steps_per_epoch: int) -> Ra
     return Warmup(params.lr, warmup, after) if warmup else after
 
 
-def make_optimizer(params: TrainParams | PhaseParams, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer named in params, with its schedule."""
-    lr = learning_rate(params, steps_per_epoch)
-    name = params.optimizer
+def optimizer_named(name: str, lr: Any, momentum: float = 0.9, nesterov: bool = False,
+                    weight_decay: float | None = None) -> keras.optimizers.Optimizer:
+    """A Keras optimizer by its params name (sgd, adagrad, rmsprop, adam, nadam, adamw).
+
+    ``weight_decay`` applies to adamw; ``None`` keeps Keras's default.
+    """
     if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=params.momentum, nesterov=params.nesterov)
+        return keras.optimizers.SGD(lr, momentum=momentum, nesterov=nesterov)
     if name == "adagrad":
         return keras.optimizers.Adagrad(lr)
     if name == "rmsprop":
@@ -91,7 +95,15 @@ def make_optimizer(params: TrainParams | PhaseParams, steps_per_epoch: int) -> k
         return keras.optimizers.Adam(lr)
     if name == "nadam":
         return keras.optimizers.Nadam(lr)
-    return keras.optimizers.AdamW(lr, weight_decay=params.weight_decay)
+    if weight_decay is None:
+        return keras.optimizers.AdamW(lr)
+    return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+
+
+def make_optimizer(params: TrainParams | PhaseParams, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The optimizer named in params, with its schedule."""
+    return optimizer_named(params.optimizer, learning_rate(params, steps_per_epoch),
+                           params.momentum, params.nesterov, params.weight_decay)
 
 
 def rate_at(optimizer: keras.optimizers.Optimizer) -> float:

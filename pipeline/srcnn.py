@@ -16,7 +16,8 @@ import numpy as np
 
 from pipeline import resume, superres
 from pipeline.atomic import atomic_path, read_json, write_json
-from pipeline.params import Params, SrcnnParams
+from pipeline.params import Params
+from pipeline.schedules import optimizer_named
 
 MODEL = "model.keras"
 META = "srcnn.json"
@@ -35,14 +36,6 @@ def psnr(y_true: Any, y_pred: Any) -> Any:
     """PSNR in dB of a batch with values in 0-1 (a Keras metric)."""
     mse = keras.ops.mean(keras.ops.square(y_true - y_pred))
     return -10.0 * keras.ops.log(keras.ops.maximum(mse, 1e-10)) / np.log(10.0)
-
-
-def _optimizer(sp: SrcnnParams) -> keras.optimizers.Optimizer:
-    kinds = {"sgd": keras.optimizers.SGD, "adagrad": keras.optimizers.Adagrad,
-             "rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
-             "nadam": keras.optimizers.Nadam, "adamw": keras.optimizers.AdamW}
-    extra = {"momentum": 0.9} if sp.optimizer == "sgd" else {}
-    return kinds[sp.optimizer](learning_rate=sp.lr, **extra)
 
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +60,7 @@ def train(params: Params, data_dir: Path, model_dir: Path, live_dir: Path,
     val = _read(data_dir / "val.h5") if (data_dir / "val.h5").exists() else None
     has_val = val is not None and len(val[0]) > 0
     model = build(sp.filters, sp.kernels)
-    model.compile(_optimizer(sp), "mse", metrics=[psnr])
+    model.compile(optimizer_named(sp.optimizer, sp.lr), "mse", metrics=[psnr])
     print(f"srcnn: {model.count_params():,} parameters, {len(x):,} sub-images "
           f"({x.shape[1]} px in, {y.shape[1]} px out), x{meta['scale']}")
     fingerprint = resume.fingerprint({"srcnn": sp.model_dump(mode="json")}, params.base.seed,

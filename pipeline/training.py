@@ -13,7 +13,7 @@ import numpy as np
 from pipeline import augment, models, resume
 from pipeline.atomic import atomic_path, read_json
 from pipeline.hdf5 import Split
-from pipeline.history import live_run, plot_curves
+from pipeline.history import CLASSIFIER_PANELS, live_run, plot_curves
 from pipeline.loader import HDF5Loader, eval_data, fit_data
 from pipeline.params import EarlyStoppingParams, Params, TrainParams
 from pipeline.preprocess import Preprocessor, save_spec
@@ -29,7 +29,7 @@ class LiveLogger(keras.callbacks.Callback):
     Keras backend.
     """
 
-    def __init__(self, live: Any, panels: tuple[str, ...] = ("loss", "accuracy", "rank5"),
+    def __init__(self, live: Any, panels: tuple[str, ...] = CLASSIFIER_PANELS,
                  redraw_s: float = 15.0):
         super().__init__()
         self.live = live
@@ -102,7 +102,7 @@ def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
 
 def callbacks(live: Any, checkpoint_dir: Path, monitor: str, has_val: bool,
               es: EarlyStoppingParams | None = None, best: Path | None = None,
-              panels: tuple[str, ...] = ("loss", "accuracy", "rank5")) -> list:
+              panels: tuple[str, ...] = CLASSIFIER_PANELS) -> list:
     """Logging first (so a kill never logs an epoch the backup lacks), then the backup in
     ``checkpoint_dir``, the best model (``best``, by default in ``checkpoint_dir``), early
     stopping."""

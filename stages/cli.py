@@ -259,7 +259,7 @@ def upscale(source: Path, out: Path, scale: int | None, model_dir: Path) -> None
     factor = scale or int(meta["scale"])
     if factor != meta["scale"]:
         click.echo(f"note: the model was trained for x{meta['scale']}, used at x{factor}", err=True)
-    images, skipped = read_images(list_images(source) if source.is_dir() else [source])
+    images, skipped = read_images(list_images(source))
     for path, reason in skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     for path, rgb in images:

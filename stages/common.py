@@ -25,14 +25,16 @@ hdf5_option = click.option(
 )
 
 
-def training_outputs(model: str, live: str, checkpoint: str, checkpoint_help: str) -> Callable[[F], F]:
+def training_outputs(model: str, live: str, checkpoint: str, checkpoint_help: str,
+                     out_help: str = "Folder for model.keras and preprocess.json.",
+                     live_help: str = "dvclive folder: metrics.json, per-epoch plots, curves.png.",
+                     ) -> Callable[[F], F]:
     """The ``--out``, ``--live`` and ``--checkpoint`` options of a stage that trains a model."""
     options = [
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=model,
-                     show_default=True, help="Folder for model.keras and preprocess.json."),
+                     show_default=True, help=out_help),
         click.option("--live", "live_dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=live, show_default=True,
-                     help="dvclive folder: metrics.json, per-epoch plots, curves.png."),
+                     default=live, show_default=True, help=live_help),
         click.option("--checkpoint", "checkpoint_dir",
                      type=click.Path(file_okay=False, path_type=Path), default=checkpoint,
                      show_default=True, help=checkpoint_help),

@@ -6,21 +6,24 @@ from pathlib import Path
 
 import click
 
-from stages.common import fail, hdf5_option, load_or_exit, params_option, quiet_backend
+from stages.common import (
+    fail,
+    hdf5_option,
+    load_or_exit,
+    params_option,
+    quiet_backend,
+    training_outputs,
+)
 
 
 @click.command(name="dcgan")
 @params_option
 @hdf5_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/dcgan",
-              show_default=True, help="Folder for generator.keras, discriminator.keras, dcgan.json.")
-@click.option("--live", "live_dir", type=click.Path(file_okay=False, path_type=Path),
-              default="results/dcgan", show_default=True,
-              help="dvclive folder: losses per epoch, curves.png, samples.png and one sample "
-              "grid per epoch under plots/images/samples.")
-@click.option("--checkpoint", "checkpoint_dir", type=click.Path(file_okay=False, path_type=Path),
-              default="models/dcgan_checkpoint", show_default=True,
-              help="Persistent folder for resuming after a kill.")
+@training_outputs("models/dcgan", "results/dcgan", "models/dcgan_checkpoint",
+                  "Persistent folder for resuming after a kill.",
+                  out_help="Folder for generator.keras, discriminator.keras, dcgan.json.",
+                  live_help="dvclive folder: losses per epoch, curves.png, samples.png and one "
+                  "sample grid per epoch under plots/images/samples.")
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
     """Train ``dcgan`` (Radford et al.'s architecture, Adam 2e-4, beta_1 0.5) with ``model.fit``.
 

@@ -32,8 +32,9 @@ def cli(params_path: Path, data: Path, generator_dir: Path, out: Path) -> None:
     if not (classifier / "model.keras").is_file():
         fail(f"gan_score.classifier: no model.keras in {classifier}", 2)
     quiet_backend()
-    from pipeline.atomic import write_json, write_text
+    from pipeline.atomic import write_json
     from pipeline.gan_score import labelled_grid, score
+    from pipeline.tables import write_csv
 
     real = None if gs.real_split == "none" else data / f"{gs.real_split}.h5"
     result, images, probabilities = score(generator_dir, classifier, gs.samples, params.base.seed,
@@ -42,8 +43,9 @@ def cli(params_path: Path, data: Path, generator_dir: Path, out: Path) -> None:
     classes = list(generated["histogram"])
     labelled_grid(images, probabilities, classes, out / "samples.png")
     reference = result.get("real", {}).get("histogram", {})
-    write_text(out / "histogram.csv", "class,generated,real\n" + "".join(
-        f"{c},{generated['histogram'][c]},{reference.get(c, '')}\n" for c in classes))
+    write_csv(out / "histogram.csv", ["class", "generated", "real"], [
+        {"class": c, "generated": generated["histogram"][c], "real": reference.get(c, "")}
+        for c in classes])
     write_json(out / "metrics.json", {key: {k: v for k, v in part.items() if k != "histogram"}
                                       for key, part in result.items()})
     line = (f"gan_score: {generated['images']} samples, mean confidence "

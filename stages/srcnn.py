@@ -14,7 +14,9 @@ from stages.common import load_or_exit, params_option, quiet_backend, training_o
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default="data/srcnn", show_default=True, help="Folder written by srcnn_data.")
 @training_outputs("models/srcnn", "results/srcnn", "models/srcnn_checkpoint",
-                  "Persistent folder for resuming after a kill.")
+                  "Persistent folder for resuming after a kill.",
+                  out_help="Folder for model.keras and srcnn.json (scale, border).",
+                  live_help="dvclive folder: loss and PSNR per epoch, curves.png.")
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
     """Fit SRCNN with ``model.fit`` on data/srcnn/train.h5, monitoring val.h5.
 

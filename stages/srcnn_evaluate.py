@@ -32,7 +32,8 @@ def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     params = load_or_exit(params_path)
     quiet_backend()
     from pipeline import srcnn
-    from pipeline.atomic import write_json, write_text
+    from pipeline.atomic import write_json
+    from pipeline.tables import write_csv
 
     ev = params.srcnn_evaluate
     paths = images_or_exit("srcnn_evaluate", ev.images, ev.glob)
@@ -43,11 +44,9 @@ def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     for path, reason in result["skipped"]:
         click.echo(f"skipped {path}: {reason}", err=True)
     srcnn.crops_png(result.pop("shown"), ev.crop, out / "crops.png")
-    rows = result["per_image"]
-    header = "image,bicubic_psnr,srcnn_psnr,bicubic_ssim,srcnn_ssim\n"
-    write_text(out / "per_image.csv", header + "".join(
-        f"{r['image']},{r['bicubic_psnr']},{r['srcnn_psnr']},{r['bicubic_ssim']},{r['srcnn_ssim']}\n"
-        for r in rows))
+    write_csv(out / "per_image.csv",
+              ["image", "bicubic_psnr", "srcnn_psnr", "bicubic_ssim", "srcnn_ssim"],
+              result["per_image"])
     write_json(out / "metrics.json", {k: v for k, v in result.items() if k != "per_image"})
     click.echo(f"srcnn_evaluate: x{ev.scale} on {result['images']} images: bicubic "
                f"{result['bicubic_psnr']:.2f} dB, SRCNN {result['srcnn_psnr']:.2f} dB "
