@@ -1,6 +1,8 @@
 # Two commands on a fresh machine with Python 3.11 and pip: `make repro` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
+# The base interpreter, also when a virtual environment (this one included) is active.
+PYTHON ?= $(shell p=$$(command -v python3.11 2>/dev/null || command -v python3); \
+	"$$p" -c 'import sys; print(getattr(sys, "_base_executable", None) or sys.executable)')
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
@@ -24,7 +26,7 @@ repro: setup
 
 ## test: set up, then run the test suite
 test: setup
-	python -m pytest
+	python -m pytest -n auto --dist loadfile
 
 ## lint: ruff over the code
 lint: setup

@@ -20,13 +20,21 @@ MODEL = "model.joblib"
 META = "model.json"
 
 
+def signed_power(features: np.ndarray, power: float) -> np.ndarray:
+    """``sign(x) |x|^power``: power normalisation (0.5 = square root) of pooled features."""
+    return np.sign(features) * np.abs(features) ** power
+
+
 def estimator(params: TrainLogregParams, seed: int):
-    """The unfitted scikit-learn pipeline: optional scaling, then ``LogisticRegression``."""
+    """The unfitted scikit-learn pipeline: optional power normalisation and scaling, then
+    ``LogisticRegression``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import Normalizer, StandardScaler
+    from sklearn.preprocessing import FunctionTransformer, Normalizer, StandardScaler
 
     steps: list[tuple[str, Any]] = []
+    if params.power != 1.0:
+        steps.append(("power", FunctionTransformer(signed_power, kw_args={"power": params.power})))
     if params.scale == "standard":
         steps.append(("scale", StandardScaler()))
     elif params.scale == "l2":

@@ -327,6 +327,11 @@ class TrainLogregParams(Section):
     scale: Literal["none", "standard", "l2"] = Field(
         "standard", description="Feature scaling fitted on train: z-score, unit L2 norm or none."
     )
+    power: float = Field(
+        1.0, gt=0.0, le=1.0,
+        description="Power normalisation before scaling, sign(x)|x|^power: 0.5 takes the square "
+        "root of pooled features, which damps a few dominant channels; 1 leaves them as they are.",
+    )
 
     @model_validator(mode="after")
     def _grid_not_empty(self) -> TrainLogregParams:

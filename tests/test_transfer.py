@@ -111,7 +111,8 @@ def test_features_logreg_and_evaluation(tmp_path: Path) -> None:
     from pipeline.features import FeatureSplit, extract, feature_model
 
     stripes(tmp_path / "data", 64, size=16)
-    params = load_params(params_file(tmp_path, train_logreg={"grid": {"C": [0.1, 1.0]}}))
+    params = load_params(params_file(tmp_path, train_logreg={"grid": {"C": [0.1, 1.0]},
+                                                             "power": 0.5}))
     model = feature_model(backbones.build("mobilenet", "none", (32, 32), 0.25), "avg")
     pre = Preprocessor(size=(32, 32), rgb=True, backbone="mobilenet")
     for name in ("train", "test"):
@@ -123,6 +124,8 @@ def test_features_logreg_and_evaluation(tmp_path: Path) -> None:
     search = logreg.fit(train, params.train_logreg, seed=0, verbose=0)
     meta = logreg.save(search, tmp_path / "model", train)
     assert meta["best_params"]["C"] in (0.1, 1.0) and meta["classes"] == train.classes
+    power = search.best_estimator_.named_steps["power"]
+    assert np.allclose(power.transform(np.array([[-4.0, 0.0, 9.0]])), [[-2.0, 0.0, 3.0]])
     result = evaluate_model(tmp_path / "model", tmp_path / "f" / "test.h5", 32)
     assert result["metrics"]["images"] == 16 and 0.0 <= result["metrics"]["rank1"] <= 1.0
 
