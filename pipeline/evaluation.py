@@ -137,18 +137,19 @@ class Scorer:
         probabilities = self.model.predict(eval_data(loader), verbose=0)
         return Prediction(probabilities, self.classes, loader.split.labels, loader.split.paths())
 
-    def predict_oversampled(self, split_path: Path, fraction: float, flip: bool) -> Prediction:
+    def predict_oversampled(self, split_path: Path, fraction: float,
+                            flip: bool) -> tuple[Prediction, int]:
         """Probabilities averaged over 5 crops (corners, centre) and, with ``flip``, their
-        mirrors: the 10-crop of the AlexNet paper. Keras models only."""
+        mirrors (the 10-crop of the AlexNet paper), and the number of views. Keras models only."""
         from pipeline.hdf5 import Split
         from pipeline.oversample import predict_views
 
         if not self.is_keras:
             raise ValueError("oversampling needs a model that reads images, not features")
         split = Split(split_path)
-        probabilities = predict_views(self.model, self.preprocessor, split, self.batch_size,
-                                      fraction, flip)
-        return Prediction(probabilities, self.classes, split.labels, split.paths())
+        probabilities, n_views = predict_views(self.model, self.preprocessor, split,
+                                               self.batch_size, fraction, flip)
+        return Prediction(probabilities, self.classes, split.labels, split.paths()), n_views
 
 
 def evaluate_model(model_dir: Path, split_path: Path, batch_size: int) -> dict[str, Any]:
@@ -180,11 +181,11 @@ def evaluate(model_dir: Path, data: Path, images: Path | None,
     result["prediction"] = prediction
     metrics = result["metrics"]
     if params.oversample.enabled and scorer.is_keras:
-        views = scorer.predict_oversampled(split_path, params.oversample.crop,
-                                           params.oversample.flip)
+        views, n_views = scorer.predict_oversampled(split_path, params.oversample.crop,
+                                                    params.oversample.flip)
         over = ranks(views.probabilities, views.labels, len(views.classes))
         metrics["oversampled"] = {
-            "views": 10 if params.oversample.flip else 5, **over,
+            "views": n_views, **over,
             "rank1_gain": round(over["rank1"] - metrics["rank1"], 6),
         }
     elif params.oversample.enabled:

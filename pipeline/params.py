@@ -391,7 +391,7 @@ class OversampleParams(Section):
         0.875, gt=0.0, le=1.0,
         description="Crop side as a fraction of the stored image, for models trained without "
         "`train.preprocess.crop` (crops are resized back to the model's input); a model trained "
-        "on crops is scored on crops of that size.",
+        "on crops is scored on crops of that size. 1 scores the whole image and its mirror.",
     )
     flip: bool = Field(
         True, description="Add the mirror of each of the 5 crops: 10 views. Turn off for data "

@@ -47,7 +47,7 @@ def cli(params_path: Path, model_dir: Path, data: Path, images: Path, out: Path)
     click.echo(f"evaluate: {settings.split} ({metrics['images']} images): {shown}")
     if "oversampled" in metrics:
         over = metrics["oversampled"]
-        click.echo(f"evaluate: {over['views']}-crop rank1 {over['rank1']:.4f} "
+        click.echo(f"evaluate: oversampled ({over['views']} views) rank1 {over['rank1']:.4f} "
                    f"({over['rank1_gain']:+.4f})")
     if "diagnosis" in result:
         click.echo((out / "diagnosis.md").read_text().rstrip())

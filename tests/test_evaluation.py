@@ -14,7 +14,7 @@ import yaml
 from pipeline.diagnosis import diagnose, table_markdown
 from pipeline.gallery import misclassified
 from pipeline.hdf5 import Split, write_arrays
-from pipeline.oversample import crop_size, crop_views, view_preprocessor
+from pipeline.oversample import crop_size, crop_views, view_count, view_preprocessor
 from pipeline.params import EvaluateParams, ParamsError, load_params, member_params
 from pipeline.preprocess import Preprocessor, save_spec
 from tests.conftest import ROOT, venv_env
@@ -32,6 +32,11 @@ def test_ten_crop_takes_corners_centre_and_their_mirrors() -> None:
     assert len(crop_views(batch, (4, 5), flip=False)) == 5
     with pytest.raises(ValueError, match="larger than the images"):
         crop_views(batch, (7, 5), flip=False)
+    # A crop the size of the image is one view: the image and its mirror.
+    whole = crop_views(batch, (6, 8), flip=True)
+    assert len(whole) == 2 and view_count((6, 8), (6, 8), True) == 2
+    np.testing.assert_array_equal(whole[1], batch[:, :, ::-1])
+    assert view_count((6, 8), (4, 5), True) == 10 and view_count((6, 8), (6, 5), False) == 3
 
 
 def test_crop_size_follows_the_training_crop_or_the_fraction() -> None:
@@ -121,7 +126,8 @@ def test_evaluate_reports_oversampling_diagnosis_and_pictures(tmp_path: Path) ->
     views = [view / 255.0 for view in crop_views(images, (12, 12), flip=True)]
     expected = np.mean([model.predict(keras.ops.convert_to_numpy(
         keras.ops.image.resize(v.astype("float32"), (16, 16))), verbose=0) for v in views], axis=0)
-    got = Scorer(model_dir).predict_oversampled(data / "test.h5", 0.75, flip=True)
+    got, n_views = Scorer(model_dir).predict_oversampled(data / "test.h5", 0.75, flip=True)
+    assert n_views == 10
     np.testing.assert_allclose(got.probabilities, expected, atol=1e-5)
 
 
