@@ -20,8 +20,15 @@ from pipeline.parallel import ordered_map
 from pipeline.params import Hdf5Params
 
 
-def _load_one(params: Hdf5Params, channels: int, path: str) -> np.ndarray:
-    return load(path, params.size, channels, params.resize, params.interpolation)
+def _load_one(size: tuple[int, int], channels: int, resize: str, interpolation: str,
+              path: str) -> tuple[np.ndarray, np.ndarray]:
+    """One decoded image and its per-channel pixel sums, both computed in the worker.
+
+    The writing process is on the critical path: summing whole blocks there, or pickling the
+    params model with every chunk of tasks, slowed the build measurably (bench/build.py).
+    """
+    image = load(path, size, channels, resize, interpolation)
+    return image, image.reshape(-1, channels).sum(axis=0, dtype=np.int64)
 
 
 def build(
@@ -52,17 +59,19 @@ def build(
         f.attrs["channels"] = channels
         f.attrs["resize"] = params.resize
         f.attrs["interpolation"] = params.interpolation
-        decode = functools.partial(_load_one, params, channels)
+        decode = functools.partial(_load_one, tuple(params.size), channels, params.resize,
+                                   params.interpolation)
         pixels = ordered_map(
             decode, (r["path"] for r in rows), total=len(rows), workers=params.workers, desc=desc
         )
         buffer: list[np.ndarray] = []
         written = 0
-        for image in pixels:
+        for image, sums in pixels:
             buffer.append(image)
+            total += sums
             if len(buffer) == WRITE_BATCH:
-                written = _flush(images, buffer, written, total)
-        _flush(images, buffer, written, total)
+                written = _flush(images, buffer, written)
+        _flush(images, buffer, written)
     return total
 
 
@@ -70,13 +79,12 @@ def build(
 WRITE_BATCH = 64
 
 
-def _flush(images: h5py.Dataset, buffer: list[np.ndarray], start: int, total: np.ndarray) -> int:
-    """Write the buffered images at ``start``, add their pixel sums to ``total``, empty the buffer."""
+def _flush(images: h5py.Dataset, buffer: list[np.ndarray], start: int) -> int:
+    """Write the buffered images at ``start`` and empty the buffer."""
     if not buffer:
         return start
     block = np.stack(buffer)
     images[start:start + len(block)] = block
-    total += block.sum(axis=(0, 1, 2), dtype=np.float64)
     buffer.clear()
     return start + len(block)
 
