@@ -1,8 +1,11 @@
 # Two commands on a fresh machine with Python 3.11 and pip: `make repro` and `make test`.
 SHELL := /bin/bash
 # The base interpreter, also when a virtual environment (this one included) is active.
-PYTHON ?= $(shell p=$$(command -v python3.11 2>/dev/null || command -v python3); \
+# Resolved once (`:=`), not at every use.
+ifndef PYTHON
+PYTHON := $(shell p=$$(command -v python3.11 2>/dev/null || command -v python3); \
 	"$$p" -c 'import sys; print(getattr(sys, "_base_executable", None) or sys.executable)')
+endif
 VENV := .venv
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
