@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -16,19 +17,21 @@ import numpy as np
 
 from pipeline.atomic import atomic_path
 from pipeline.images import load
-from pipeline.parallel import ordered_map
+from pipeline.parallel import block_length, ordered_blocks
 from pipeline.params import Hdf5Params
 
 
-def _load_one(size: tuple[int, int], channels: int, resize: str, interpolation: str,
-              path: str) -> tuple[np.ndarray, np.ndarray]:
-    """One decoded image and its per-channel pixel sums, both computed in the worker.
+def _decode_into(size: tuple[int, int], channels: int, resize: str, interpolation: str,
+                 out: np.ndarray, paths: Sequence[str]) -> np.ndarray:
+    """Decode consecutive images into ``out``; return their per-channel pixel sums.
 
-    The writing process is on the critical path: summing whole blocks there, or pickling the
-    params model with every chunk of tasks, slowed the build measurably (bench/build.py).
+    This runs in the workers, straight into shared memory: the writing process is on the
+    critical path, and receiving pickled images or summing pixels there slowed the build
+    measurably (bench/build.py).
     """
-    image = load(path, size, channels, resize, interpolation)
-    return image, image.reshape(-1, channels).sum(axis=0, dtype=np.int64)
+    for i, path in enumerate(paths):
+        out[i] = load(path, size, channels, resize, interpolation)
+    return out.reshape(-1, channels).sum(axis=0, dtype=np.int64)
 
 
 def build(
@@ -59,34 +62,18 @@ def build(
         f.attrs["channels"] = channels
         f.attrs["resize"] = params.resize
         f.attrs["interpolation"] = params.interpolation
-        decode = functools.partial(_load_one, tuple(params.size), channels, params.resize,
+        decode = functools.partial(_decode_into, tuple(params.size), channels, params.resize,
                                    params.interpolation)
-        pixels = ordered_map(
-            decode, (r["path"] for r in rows), total=len(rows), workers=params.workers, desc=desc
-        )
-        buffer: list[np.ndarray] = []
+        shape = (height, width, channels)
         written = 0
-        for image, sums in pixels:
-            buffer.append(image)
+        for block, sums in ordered_blocks(
+            decode, [r["path"] for r in rows], shape=shape, dtype=np.uint8,
+            block=block_length(math.prod(shape)), workers=params.workers, desc=desc,
+        ):
+            images[written:written + len(block)] = block
+            written += len(block)
             total += sums
-            if len(buffer) == WRITE_BATCH:
-                written = _flush(images, buffer, written)
-        _flush(images, buffer, written)
     return total
-
-
-#: Images written per HDF5 call: fewer, larger writes keep the writing process off the critical path.
-WRITE_BATCH = 64
-
-
-def _flush(images: h5py.Dataset, buffer: list[np.ndarray], start: int) -> int:
-    """Write the buffered images at ``start`` and empty the buffer."""
-    if not buffer:
-        return start
-    block = np.stack(buffer)
-    images[start:start + len(block)] = block
-    buffer.clear()
-    return start + len(block)
 
 
 def write_arrays(

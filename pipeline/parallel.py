@@ -1,12 +1,17 @@
-"""Ordered parallel map over processes, with a progress bar on stderr."""
+"""Ordered parallel maps over processes, with a progress bar on stderr."""
 
 from __future__ import annotations
 
+import ctypes
+import math
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from multiprocessing.pool import AsyncResult
 from typing import TypeVar
 
+import numpy as np
 from tqdm import tqdm
 
 T = TypeVar("T")
@@ -40,10 +45,96 @@ def ordered_map(
                 yield func(item)
                 bar.update()
             return
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with multiprocessing.get_context(method).Pool(workers) as pool:
+        with multiprocessing.get_context(_start_method()).Pool(workers) as pool:
             for result in pool.imap(func, items, chunksize=chunksize):
                 yield result
                 bar.update()
     finally:
         bar.close()
+
+
+def block_length(item_bytes: int, budget: int = 4 << 20, most: int = 32) -> int:
+    """Items per block: at most ``most``, and a block of ``item_bytes`` items within ``budget``."""
+    return max(1, min(most, budget // max(item_bytes, 1)))
+
+
+def ordered_blocks(
+    fill: Callable[[np.ndarray, Sequence[T]], R], items: Sequence[T], *, shape: tuple[int, ...],
+    dtype: np.dtype | type, block: int, workers: int, desc: str,
+) -> Iterator[tuple[np.ndarray, R]]:
+    """Yield ``(array, fill(array, chunk))`` for consecutive chunks of at most ``block`` items.
+
+    ``fill(out, chunk)`` writes one ``shape`` item per element of ``chunk`` into ``out`` and may
+    return a small value. Workers fill slots of a shared-memory ring, so arrays never travel
+    through a pipe; at most ``4 x workers`` blocks are in flight, so memory stays flat. Each
+    yielded array is a view of its slot, valid until the next item is asked for.
+    """
+    workers = worker_count(workers)
+    dtype = np.dtype(dtype)
+    bar = tqdm(total=len(items), desc=desc, unit="img", dynamic_ncols=True, mininterval=0.5)
+    try:
+        if workers == 1 or len(items) < 2 * workers * block:
+            out = np.empty((block, *shape), dtype)
+            for start in range(0, len(items), block):
+                chunk = items[start:start + block]
+                result = fill(out[:len(chunk)], chunk)
+                yield out[:len(chunk)], result
+                bar.update(len(chunk))
+            return
+        bounds = chunk_bounds(len(items), block, workers)
+        slots = 4 * workers
+        ring_shape = (slots, block, *shape)
+        ctx = multiprocessing.get_context(_start_method())
+        shared = ctx.RawArray(ctypes.c_uint8, math.prod(ring_shape) * dtype.itemsize)
+        ring = np.frombuffer(shared, dtype).reshape(ring_shape)
+        with ctx.Pool(workers, initializer=_attach_ring,
+                      initargs=(shared, ring_shape, dtype.str, fill)) as pool:
+            pending: deque[AsyncResult] = deque()
+
+            def submit(k: int) -> None:
+                start, stop = bounds[k]
+                pending.append(pool.apply_async(_fill_slot, (k % slots, items[start:stop])))
+
+            for k in range(min(slots, len(bounds))):
+                submit(k)
+            for k, (start, stop) in enumerate(bounds):
+                result = pending.popleft().get()
+                yield ring[k % slots, :stop - start], result
+                bar.update(stop - start)
+                if k + slots < len(bounds):
+                    submit(k + slots)  # the slot just yielded is free again
+    finally:
+        bar.close()
+
+
+def chunk_bounds(count: int, block: int, workers: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of consecutive chunks of at most ``block`` items, shrinking towards the
+    end (guided scheduling) so that the workers run out of work at nearly the same time."""
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while start < count:
+        size = max(1, min(block, (count - start) // (2 * workers)))
+        bounds.append((start, start + size))
+        start += size
+    return bounds
+
+
+def _start_method() -> str:
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+_RING: np.ndarray | None = None
+_FILL: Callable[[np.ndarray, Sequence], object] | None = None
+
+
+def _attach_ring(shared: ctypes.Array, shape: tuple[int, ...], dtype: str,
+                 fill: Callable[[np.ndarray, Sequence], object]) -> None:
+    """Pool initializer: view the shared ring as an array and keep the fill function."""
+    global _RING, _FILL
+    _RING = np.frombuffer(shared, np.dtype(dtype)).reshape(shape)
+    _FILL = fill
+
+
+def _fill_slot(slot: int, chunk: Sequence) -> object:
+    assert _RING is not None and _FILL is not None
+    return _FILL(_RING[slot, :len(chunk)], chunk)

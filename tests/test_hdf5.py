@@ -21,30 +21,33 @@ def manifest(paths: list[Path]) -> list[dict[str, str]]:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_round_trip(tmp_path: Path, workers: int) -> None:
-    paths = make_class_folders(tmp_path / "src", {"a": 20, "b": 20})
+    # 150 images: five blocks of 32, enough for two workers to decode in parallel.
+    paths = make_class_folders(tmp_path / "src", {"a": 75, "b": 75})
     params = Hdf5Params(size=(8, 6), workers=workers)
     total = build(manifest(paths), ["a", "b"], tmp_path / "train.h5", params, channels=3)
     with h5py.File(tmp_path / "train.h5") as f:
         images = f["images"]
-        assert images.dtype == np.uint8 and images.shape == (40, 8, 6, 3)
+        assert images.dtype == np.uint8 and images.shape == (150, 8, 6, 3)
         assert images.chunks == (1, 8, 6, 3)
         assert json.loads(f.attrs["classes"]) == ["a", "b"]
-        assert list(f["labels"][:]) == [0] * 20 + [1] * 20
+        assert list(f["labels"][:]) == [0] * 75 + [1] * 75
         stored = images[:]
     expected = np.stack([load(p, (8, 6), 3) for p in paths])
     np.testing.assert_array_equal(stored, expected)
     np.testing.assert_allclose(total, expected.sum(axis=(0, 1, 2)))
     split = Split(tmp_path / "train.h5")
-    assert len(split) == 40 and split.paths() == [str(p) for p in paths]
+    assert len(split) == 150 and split.paths() == [str(p) for p in paths]
     np.testing.assert_array_equal(split.read(5, 9), expected[5:9])
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_failed_build_leaves_no_file(tmp_path: Path) -> None:
-    paths = make_class_folders(tmp_path / "src", {"a": 3})
+@pytest.mark.parametrize("workers", [1, 2])
+def test_failed_build_leaves_no_file(tmp_path: Path, workers: int) -> None:
+    paths = make_class_folders(tmp_path / "src", {"a": 140})
     rows = [*manifest(paths), {"path": str(tmp_path / "gone.png"), "label": "a"}]
+    params = Hdf5Params(size=(4, 4), workers=workers)
     with pytest.raises(FileNotFoundError):
-        build(rows, ["a"], tmp_path / "train.h5", Hdf5Params(size=(4, 4), workers=1), channels=3)
+        build(rows, ["a"], tmp_path / "train.h5", params, channels=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
 
 
