@@ -107,38 +107,57 @@ def main() -> None:
                 mb = peak_rss_mb(rows * factor, classes, params, Path(tmp))
                 print(f"{len(rows) * factor} images -> peak RSS of the building process {mb:.0f} MiB")
             return
-        single, parallel, ceiling = [], [], []
         paths = [row["path"] for row in rows]
+        one_worker = params.model_copy(update={"workers": 1})
+        runs: dict[str, list[float]] = {key: [] for key in LABELS}
         for repeat in range(args.repeats):
             start = time.perf_counter()
             _decode_all(paths, params)
-            single.append(len(rows) / (time.perf_counter() - start))
-            ceiling.append(independent_loops(paths, params, cores))
-            start = time.perf_counter()
-            # A new file each time, as in a stage run (DVC removes outputs first): renaming onto
-            # the previous file would time ext4 freeing its blocks, which is not building.
-            target = Path(tmp) / f"out-{repeat}.h5"
-            build(rows, classes, target, params, channels=3, desc="build")
-            parallel.append(len(rows) / (time.perf_counter() - start))
-            target.unlink()
-    # Each repeat times the loop and the build back to back, and the ratio is taken per repeat:
-    # this host's speed drifts by 20% or more between minutes, which pairing cancels.
-    ratios = [p / s for s, p in zip(single, parallel, strict=True)]
-    ratio = statistics.median(ratios)
-    print(f"{len(rows)} images from {source}, -> {args.size}x{args.size} ({args.resize}), "
-          f"{cores} cores, median of {args.repeats}")
-    for label, runs in (("single-process decode loop", single),
-                        (f"hdf5 build, {cores} workers", parallel)):
-        print(f"  {label:<28} {statistics.median(runs):8.0f} img/s   "
-              f"(runs: {', '.join(f'{v:.0f}' for v in runs)})")
-    print(f"  build / single = {ratio:.2f} (runs: {', '.join(f'{v:.2f}' for v in ratios)})"
-          f"   target >= 0.8 x {cores} = {0.8 * cores:.1f}"
-          f"   -> {'met' if ratio >= 0.8 * cores else 'NOT met'}")
-    bounds = [p / c for p, c in zip(parallel, ceiling, strict=True)]
-    print(f"  for scale: {cores} independent decode loops (nothing written) ran "
-          f"{statistics.median(c / s for s, c in zip(single, ceiling, strict=True)):.2f}x the single "
-          f"loop; the build reached {statistics.median(bounds):.2f} of their rate "
-          f"(runs: {', '.join(f'{v:.2f}' for v in bounds)})")
+            runs["loop"].append(len(rows) / (time.perf_counter() - start))
+            runs["loops"].append(independent_loops(paths, params, cores))
+            for key, settings in (("build1", one_worker), ("build", params)):
+                # A new file each time, as in a stage run (DVC removes outputs first): renaming
+                # onto the previous file would time ext4 freeing its blocks, which is not building.
+                target = Path(tmp) / f"{key}-{repeat}.h5"
+                start = time.perf_counter()
+                build(rows, classes, target, settings, channels=3, desc=key)
+                runs[key].append(len(rows) / (time.perf_counter() - start))
+                target.unlink()
+    report(runs, cores, f"{len(rows)} images from {source}, -> {args.size}x{args.size} "
+                        f"({args.resize}), {cores} cores, median of {args.repeats}")
+
+
+LABELS = {
+    "loop": "single-process decode loop",
+    "build1": "hdf5 build, 1 worker",
+    "build": "hdf5 build, one worker per core",
+    "loops": "independent decode loops, one per core, nothing written",
+}
+
+
+def report(runs: dict[str, list[float]], cores: int, title: str) -> None:
+    """Print medians and per-repeat ratios. Each repeat times everything back to back and the
+    ratios are taken per repeat: this host's speed drifts by 20% or more between minutes."""
+    print(title)
+    for key, label in LABELS.items():
+        print(f"  {label:<56} {statistics.median(runs[key]):6.0f} img/s   "
+              f"(runs: {', '.join(f'{v:.0f}' for v in runs[key])})")
+
+    def ratio(top: str, bottom: str) -> tuple[float, str]:
+        values = [t / b for t, b in zip(runs[top], runs[bottom], strict=True)]
+        return statistics.median(values), ", ".join(f"{v:.2f}" for v in values)
+
+    target = 0.8 * cores
+    value, each = ratio("build", "loop")
+    print(f"  build / decode loop     = {value:.2f} (runs: {each})   target >= 0.8 x {cores} = "
+          f"{target:.1f} -> {'met' if value >= target else 'NOT met'}")
+    value, each = ratio("build", "build1")
+    print(f"  build / 1-worker build  = {value:.2f} (runs: {each})   the same work on 1 and {cores} cores")
+    value, each = ratio("loops", "loop")
+    print(f"  independent loops / loop = {value:.2f} (runs: {each})   what this host gives {cores} decoders")
+    value, each = ratio("build", "loops")
+    print(f"  build / independent loops = {value:.2f} (runs: {each})")
+
 
 if __name__ == "__main__":
     main()
