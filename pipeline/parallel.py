@@ -60,7 +60,7 @@ def block_length(item_bytes: int, budget: int = 4 << 20, most: int = 32) -> int:
 
 def ordered_blocks(
     fill: Callable[[np.ndarray, Sequence[T]], R], items: Sequence[T], *, shape: tuple[int, ...],
-    dtype: np.dtype | type, block: int, workers: int, desc: str,
+    dtype: np.dtype | type, block: int, workers: int, desc: str, start_method: str | None = None,
 ) -> Iterator[tuple[np.ndarray, R]]:
     """Yield ``(array, fill(array, chunk))`` for consecutive chunks of at most ``block`` items.
 
@@ -68,6 +68,7 @@ def ordered_blocks(
     return a small value. Workers fill slots of a shared-memory ring, so arrays never travel
     through a pipe; at most ``4 x workers`` blocks are in flight, so memory stays flat. Each
     yielded array is a view of its slot, valid until the next item is asked for.
+    ``start_method``: "fork" where available (the default), else "spawn".
     """
     workers = worker_count(workers)
     dtype = np.dtype(dtype)
@@ -84,7 +85,7 @@ def ordered_blocks(
         bounds = chunk_bounds(len(items), block, workers)
         slots = 4 * workers
         ring_shape = (slots, block, *shape)
-        ctx = multiprocessing.get_context(_start_method())
+        ctx = multiprocessing.get_context(start_method or _start_method())
         shared = ctx.RawArray(ctypes.c_uint8, math.prod(ring_shape) * dtype.itemsize)
         ring = np.frombuffer(shared, dtype).reshape(ring_shape)
         with ctx.Pool(workers, initializer=_attach_ring,

@@ -48,6 +48,14 @@ def test_ordered_blocks_in_order(workers: int, count: int, block: int) -> None:
     assert sum(sums) == sum(items) and len(sums) >= -(-count // block)
 
 
+def test_ordered_blocks_under_spawn() -> None:
+    # Where fork is missing (Windows), workers attach to the ring through the pool initializer.
+    got = [array[:, 0].copy() for array, _ in ordered_blocks(
+        fill_rows, list(range(30)), shape=(1,), dtype=np.int16, block=2, workers=2, desc="t",
+        start_method="spawn")]
+    np.testing.assert_array_equal(np.concatenate(got), np.arange(30))
+
+
 def test_ordered_blocks_worker_error_reaches_the_caller() -> None:
     items = [*range(40), -1, *range(40)]
     with pytest.raises(ValueError, match="bad item -1"):
