@@ -33,8 +33,8 @@ def _decode_into(size: tuple[int, int], channels: int, resize: str, interpolatio
         out[i] = load(path, size, channels, resize, interpolation)
     # Rows first, then pixels within a row: summing an (N, C) view directly is a strided
     # reduction about 13x slower, 7% of the decoding time at 64x64.
-    rows = out.reshape(-1, out.shape[2] * channels).sum(axis=0, dtype=np.int64)
-    return rows.reshape(-1, channels).sum(axis=0)
+    per_column = out.reshape(-1, out.shape[2] * channels).sum(axis=0, dtype=np.int64)
+    return per_column.reshape(-1, channels).sum(axis=0)
 
 
 def build(
