@@ -42,7 +42,7 @@ bench: setup
 
 ## docs: regenerate the params reference in the README
 docs: setup
-	python -m stages.cli params docs --update README.md
+	python -m stages.cli params docs --update docs/params.md
 
 clean-venv:
 	rm -rf $(VENV)

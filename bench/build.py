@@ -1,7 +1,7 @@
 """HDF5 build throughput: the hdf5 stage's parallel build against a single-process decode loop.
 
-The baseline decodes and resizes every image in one process (``pipeline.images.load`` in a loop,
-no writing). The build runs :func:`pipeline.hdf5.build` with one worker per core. For scale, each
+The baseline decodes and resizes every image in one process (``pipeline.io.images.load`` in a loop,
+no writing). The build runs :func:`pipeline.data.pack.build` with one worker per core. For scale, each
 repeat also runs one plain loop per core over a share of the images, writing nothing: the most any
 build could reach on this host at that moment. The target is
 build >= 0.8 x cores x baseline. Images: Flowers-17 from ../shared when present (JPEG, about
@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pipeline.hdf5 import build  # noqa: E402
-from pipeline.images import load  # noqa: E402
-from pipeline.parallel import worker_count  # noqa: E402
-from pipeline.params import Hdf5Params  # noqa: E402
+from pipeline.config import Hdf5Params  # noqa: E402
+from pipeline.data.pack import build  # noqa: E402
+from pipeline.data.parallel import worker_count  # noqa: E402
+from pipeline.io.images import load  # noqa: E402
 
 
 def rows_from(source: Path) -> list[dict[str, str]]:
@@ -77,7 +77,7 @@ def peak_rss_mb(rows: list[dict[str, str]], classes: list[str], params: Hdf5Para
     code = (
         "import json, resource, sys; from pathlib import Path\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "from pipeline.hdf5 import build; from pipeline.params import Hdf5Params\n"
+        "from pipeline.data.pack import build; from pipeline.config import Hdf5Params\n"
         f"rows = json.loads(Path({str(tmp / 'rows.json')!r}).read_text())\n"
         f"build(rows, {classes!r}, Path({str(tmp / 'mem.h5')!r}), "
         f"Hdf5Params.model_validate_json({params.model_dump_json()!r}), channels=3)\n"

@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from pipeline.hdf5 import write_arrays  # noqa: E402
+from pipeline.io.hdf5 import write_arrays  # noqa: E402
 
 WEIGHTS = ROOT.parent / "shared/weights/mobilenet_2_5_224_tf_no_top.h5"
 
@@ -41,8 +41,8 @@ def dataset(path: Path, n: int, size: int) -> Path:
 
 
 def model_for(args: argparse.Namespace):
-    from pipeline import backbones
-    from pipeline.features import feature_model
+    from pipeline.models import backbones
+    from pipeline.transfer.features import feature_model
 
     weights = str(WEIGHTS) if args.backbone == "mobilenet" and WEIGHTS.exists() else "none"
     body = backbones.build(args.backbone, weights, (args.size, args.size), args.alpha)
@@ -56,7 +56,7 @@ def peak_rss_mb(args: argparse.Namespace, source: Path, target: Path) -> float:
         "os.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'\n"
         f"sys.path.insert(0, {str(ROOT / 'bench')!r}); sys.path.insert(0, {str(ROOT)!r})\n"
         "import argparse; from extract import model_for\n"
-        "from pipeline.features import extract; from pipeline.preprocess import Preprocessor\n"
+        "from pipeline.transfer.features import extract; from pipeline.train.preprocess import Preprocessor\n"
         f"args = argparse.Namespace(backbone={args.backbone!r}, alpha={args.alpha}, "
         f"size={args.size})\n"
         "model, _ = model_for(args)\n"
@@ -89,9 +89,9 @@ def main() -> None:
                 print(f"{args.images * factor} images -> peak RSS of the extracting process "
                       f"{mb:.0f} MiB")
             return
-        from pipeline.features import extract
-        from pipeline.hdf5 import Split
-        from pipeline.preprocess import Preprocessor
+        from pipeline.io.hdf5 import Split
+        from pipeline.train.preprocess import Preprocessor
+        from pipeline.transfer.features import extract
 
         source = dataset(Path(tmp) / "images.h5", args.images, args.size)
         model, weights = model_for(args)

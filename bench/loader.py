@@ -3,7 +3,7 @@
 For each model, three ways of training the same model with the same batch size are timed:
 
   (a) ``model.fit`` on in-memory float arrays (Keras's own array pipeline; the ceiling),
-  (b) ``model.fit`` on :class:`pipeline.loader.HDF5Loader` over an HDF5 file, handed over as the
+  (b) ``model.fit`` on :class:`pipeline.train.loader.HDF5Loader` over an HDF5 file, handed over as the
       train stage does (``fit_data``: a prefetching tf.data pipeline on TensorFlow),
   (c) ``model.fit`` on a plain Python generator reading the HDF5 file batch by batch, in order.
 
@@ -33,10 +33,10 @@ import h5py
 import keras
 import numpy as np
 
-from pipeline import models
-from pipeline.hdf5 import write_arrays
-from pipeline.loader import HDF5Loader, fit_data
-from pipeline.preprocess import Preprocessor
+from pipeline.io.hdf5 import write_arrays
+from pipeline.models import zoo as models
+from pipeline.train.loader import HDF5Loader, fit_data
+from pipeline.train.preprocess import Preprocessor
 
 
 def digits_dataset(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:

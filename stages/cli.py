@@ -95,7 +95,7 @@ def params_check(file: Path) -> None:
 @params.command("schema")
 def params_schema() -> None:
     """Print the JSON Schema of params.yaml."""
-    from pipeline.params import json_schema
+    from pipeline.config.reference import json_schema
 
     click.echo(json.dumps(json_schema(), indent=2))
 
@@ -105,12 +105,12 @@ def params_schema() -> None:
               help="Rewrite the table between the params-reference markers of this file.")
 def params_docs(update: Path | None) -> None:
     """Print a Markdown reference of every params key (as in the README)."""
-    from pipeline.params import reference_markdown, replace_reference
+    from pipeline.config.reference import reference_markdown, replace_reference
 
     if update is None:
         click.echo(reference_markdown())
         return
-    from pipeline.atomic import write_text
+    from pipeline.io.atomic import write_text
 
     write_text(update, replace_reference(update.read_text(encoding="utf-8")))
     click.echo(f"updated the params reference in {update}")
@@ -130,7 +130,7 @@ def data_add(path: Path, name: str | None) -> None:
     Then point the pipeline at it with `ingest.source.path: data/raw/NAME`; git tracks only the
     small .dvc file, and `dvc push` sends the images to the remote.
     """
-    from pipeline.versioning import add_dataset
+    from pipeline.tools.versioning import add_dataset
 
     try:
         target = add_dataset(path, Path("data/raw") / (name or path.name))
@@ -152,7 +152,7 @@ def data_mnist(source: Path, out: Path) -> None:
 
     Example: cvpipe data mnist ../shared/data/mnist data/raw/mnist
     """
-    from pipeline.idx import export_mnist
+    from pipeline.data.idx import export_mnist
 
     if out.exists() and any(out.iterdir()):
         click.echo(f"error: {out} is not empty", err=True)
@@ -179,7 +179,7 @@ def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline.predict import predict as run_predict
+    from pipeline.tools.predict import predict as run_predict
 
     results, skipped = run_predict(model_dir, list(images), top_k)
     for path, reason in skipped:
@@ -216,7 +216,7 @@ def generate(model: Path, n: int, out: Path, seed: int, grid: bool) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from pipeline.dcgan import GENERATOR, grid_image, sample, save_png
+    from pipeline.generative.dcgan import GENERATOR, grid_image, sample, save_png
 
     path = model / GENERATOR if model.is_dir() else model
     if not path.is_file():
@@ -251,9 +251,9 @@ def upscale(source: Path, out: Path, scale: int | None, model_dir: Path) -> None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from PIL import Image
 
-    from pipeline import srcnn
-    from pipeline.atomic import atomic_path
-    from pipeline.superres import list_images, read_images
+    from pipeline.generative import srcnn
+    from pipeline.io.atomic import atomic_path
+    from pipeline.io.images import list_images, read_images
 
     network, meta = srcnn.load(model_dir)
     factor = scale or int(meta["scale"])
@@ -291,7 +291,7 @@ def compare(a_rev: str, b_rev: str | None, fail_on: tuple[str, ...], patterns: t
 
     Example: cvpipe compare HEAD~1 HEAD --fail-on rank1:0.01
     """
-    from pipeline.compare import Threshold, dvc_diff, markdown, select, violations
+    from pipeline.tools.compare import Threshold, dvc_diff, markdown, select, violations
 
     try:
         thresholds = [Threshold.parse(text) for text in fail_on]
@@ -318,8 +318,8 @@ def search() -> None:
 
 
 def _load_search(spec_path: Path):
-    from pipeline.params import ParamsError
-    from pipeline.search import load_spec
+    from pipeline.config import ParamsError
+    from pipeline.tools.search import load_spec
     from stages.common import exit_listing
 
     try:
@@ -346,8 +346,8 @@ def search_queue(spec_path: Path, params_path: Path, run_now: bool, dry_run: boo
     import shlex
     import subprocess
 
-    from pipeline.params import ParamsError
-    from pipeline.search import exp_run_command, trials
+    from pipeline.config import ParamsError
+    from pipeline.tools.search import exp_run_command, trials
     from stages.common import exit_listing
 
     spec = _load_search(spec_path)
@@ -371,7 +371,7 @@ def search_queue(spec_path: Path, params_path: Path, run_now: bool, dry_run: boo
                                                              path_type=Path))
 def search_show(spec_path: Path) -> None:
     """Rank SPEC's experiments by its validation metric, best first (Markdown table)."""
-    from pipeline.search import experiments, ranked, table_markdown
+    from pipeline.tools.search import experiments, ranked, table_markdown
 
     spec = _load_search(spec_path)
     try:

@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from pipeline.params import Params, ParamsError, load_params
+from pipeline.config import Params, ParamsError, load_params
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,7 +77,7 @@ def quiet_backend() -> None:
 
 def images_or_exit(section: str, folder: str, pattern: str) -> list[Path]:
     """The image files ``<section>.images`` and ``<section>.glob`` name; exit 1 if there are none."""
-    from pipeline.superres import list_images
+    from pipeline.io.images import list_images
 
     paths = list_images(folder, pattern)
     if not paths:

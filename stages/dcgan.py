@@ -27,7 +27,7 @@ from stages.common import (
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
     """Train ``dcgan`` (Radford et al.'s architecture, Adam 2e-4, beta_1 0.5) with ``model.fit``.
 
-    Reads ``<data>/<dcgan.split>.h5`` (any split file; images are resized to ``dcgan.size`` and
+    Reads ``<data>/<dcgan.split>.h5`` (any split file; images are resized to ``dcgan.image_size`` and
     converted to ``dcgan.channels``), scaled to -1..1. Logs d_loss, g_loss and the
     discriminator's mean probability on real and generated images per epoch; draws a grid of
     samples for the same noise after every epoch. A killed run continues from its last finished
@@ -38,7 +38,7 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     if not split.is_file():
         fail(f"dcgan.split: no {split} (the hdf5 stage writes train, val, test and train_dev)", 2)
     quiet_backend()
-    from pipeline.gan_training import train
+    from pipeline.generative.gan_training import train
 
     train(params, data, out, live_dir, checkpoint_dir)
     click.echo(f"dcgan: saved {out / 'generator.keras'}; samples in {live_dir / 'samples.png'}")

@@ -19,7 +19,7 @@ def cli(params_path: Path) -> None:
     user's folder, so the default pipeline needs no download.
     """
     params = load_or_exit(params_path)
-    from pipeline.embedded import write_all
+    from pipeline.data.embedded import write_all
 
     counts = write_all(Path(params.embed.out))
     click.echo(f"embed: wrote {counts['digits']} digits and {counts['samples']} sample photos "

@@ -38,8 +38,8 @@ def cli(params_path: Path, members: Path, data: Path, features: Path, out: Path)
         fail(f"trained models missing: {', '.join(missing)} (train the members first: "
              "dvc repro ensemble)")
     quiet_backend()
-    from pipeline.ensemble import average, member_scores, predict_members, summary
-    from pipeline.evaluation import score_prediction, write_outputs
+    from pipeline.evaluate.ensemble import average, member_scores, predict_members, summary
+    from pipeline.evaluate.evaluation import score_prediction, write_outputs
 
     split = params.evaluate.split
     predictions = predict_members(folders, data, features, split, params.evaluate.batch_size)

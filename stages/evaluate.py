@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.logreg import MODEL
+from pipeline.transfer.logreg import MODEL
 from stages.common import load_or_exit, params_option, quiet_backend
 
 
@@ -34,7 +34,7 @@ def cli(params_path: Path, model_dir: Path, data: Path, images: Path, out: Path)
     """
     params = load_or_exit(params_path)
     quiet_backend()
-    from pipeline.evaluation import evaluate, write_outputs
+    from pipeline.evaluate.evaluation import evaluate, write_outputs
 
     settings = params.evaluate
     if images is None and not (model_dir / MODEL).exists():

@@ -19,28 +19,28 @@ def cli(params_path: Path, data: Path, out: Path) -> None:
 
     The backbone is ``backbone.name`` from ``keras.applications`` without its top, with
     ``backbone.weights`` (imagenet from the local cache only, a file path, or none), fed
-    ``backbone.size`` RGB images through its own ``preprocess_input`` and pooled by
+    ``backbone.image_size`` RGB images through its own ``preprocess_input`` and pooled by
     ``extract_features.pooling``. Batches stream from HDF5 to HDF5, so memory stays flat.
     """
     params = load_or_exit(params_path)
     quiet_backend()
-    from pipeline import backbones
-    from pipeline.features import extract, feature_model
-    from pipeline.preprocess import Preprocessor
-    from pipeline.split import SPLITS
-    from pipeline.training import configure_backend
+    from pipeline.data.split import SPLITS
+    from pipeline.models import backbones
+    from pipeline.train.preprocess import Preprocessor
+    from pipeline.train.training import configure_backend
+    from pipeline.transfer.features import extract, feature_model
 
     bp, ep = params.backbone, params.extract_features
     configure_backend(params.base.seed, deterministic=True)
     try:
-        body = backbones.build(bp.name, bp.weights, tuple(bp.size), bp.alpha)
+        body = backbones.build(bp.name, bp.weights, tuple(bp.image_size), bp.alpha)
     except backbones.WeightsUnavailable as exc:
         fail(str(exc))
     except ValueError as exc:
         fail(f"backbone {bp.name}: {exc}")
     model = feature_model(body, ep.pooling)
-    preprocessor = Preprocessor(size=tuple(bp.size), rgb=True, backbone=bp.name)
-    attrs = {"backbone": bp.name, "weights": bp.weights, "size": list(bp.size),
+    preprocessor = Preprocessor(size=tuple(bp.image_size), rgb=True, backbone=bp.name)
+    attrs = {"backbone": bp.name, "weights": bp.weights, "size": list(bp.image_size),
              "pooling": ep.pooling, "flip": ep.flip}
     for name in SPLITS:
         source = data / f"{name}.h5"

@@ -32,8 +32,8 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     """
     params = load_or_exit(params_path)
     quiet_backend()
-    from pipeline.backbones import WeightsUnavailable
-    from pipeline.finetune import finetune
+    from pipeline.models.backbones import WeightsUnavailable
+    from pipeline.transfer.finetune import finetune
 
     try:
         finetune(params, data, out, live_dir, checkpoint_dir)

@@ -32,9 +32,9 @@ def cli(params_path: Path, data: Path, generator_dir: Path, out: Path) -> None:
     if not (classifier / "model.keras").is_file():
         fail(f"gan_score.classifier: no model.keras in {classifier}", 2)
     quiet_backend()
-    from pipeline.atomic import write_json
-    from pipeline.gan_score import labelled_grid, score
-    from pipeline.tables import write_csv
+    from pipeline.generative.gan_score import labelled_grid, score
+    from pipeline.io.atomic import write_json
+    from pipeline.io.tables import write_csv
 
     real = None if gs.real_split == "none" else data / f"{gs.real_split}.h5"
     result, images, probabilities = score(generator_dir, classifier, gs.samples, params.base.seed,

@@ -18,22 +18,23 @@ from stages.common import load_or_exit, params_option
 def cli(params_path: Path, splits: Path, out: Path) -> None:
     """Write ``<split>.h5`` (images uint8 N,H,W,C chunked per image; labels; classes; paths).
 
-    Images are resized to ``hdf5.size`` (``simple`` stretch or ``aspect`` crop) by
+    Images are resized to ``hdf5.image_size`` (``simple`` stretch or ``aspect`` crop) by
     ``hdf5.workers`` processes, JPEGs decoded in draft mode when shrinking. The train split's
     mean R, G, B goes to ``mean.json`` for mean subtraction.
     """
     params = load_or_exit(params_path)
-    from pipeline import atomic, hdf5
-    from pipeline.split import SPLITS
-    from pipeline.tables import read_csv
+    from pipeline.data.pack import build
+    from pipeline.data.split import SPLITS
+    from pipeline.io import atomic
+    from pipeline.io.tables import read_csv
 
     classes = atomic.read_json(splits / "classes.json")
     channels = params.ingest.channels
     for name in SPLITS:
         rows = read_csv(splits / f"{name}.csv")
-        total = hdf5.build(rows, classes, out / f"{name}.h5", params.hdf5, channels, desc=name)
+        total = build(rows, classes, out / f"{name}.h5", params.hdf5, channels, desc=name)
         if name == "train":
-            pixels = len(rows) * params.hdf5.size[0] * params.hdf5.size[1]
+            pixels = len(rows) * params.hdf5.image_size[0] * params.hdf5.image_size[1]
             mean = (total / pixels).round(4).tolist() if pixels else [0.0] * channels
             atomic.write_json(out / "mean.json", {"mean": mean, "images": len(rows)})
         click.echo(f"hdf5: {name}: {len(rows)} images -> {out / f'{name}.h5'}")

@@ -25,7 +25,7 @@ def cli(params_path: Path, out: Path, reports: Path) -> None:
     Exact duplicates (same SHA-256) go to ``duplicates.csv``.
     """
     params = load_or_exit(params_path)
-    from pipeline.ingest import TooManyRejects, check_rejects, ingest, write_manifest, write_reports
+    from pipeline.data.ingest import TooManyRejects, check_rejects, ingest, write_manifest, write_reports
 
     try:
         result = ingest(params.ingest)

@@ -24,8 +24,9 @@ def cli(params_path: Path, manifest: Path, out: Path, metrics: Path) -> None:
     per-class counts go to the metrics file.
     """
     params = load_or_exit(params_path)
-    from pipeline import atomic, split
-    from pipeline.tables import read_csv, write_csv
+    from pipeline.data import split
+    from pipeline.io import atomic
+    from pipeline.io.tables import read_csv, write_csv
 
     rows = read_csv(manifest)
     classes = atomic.read_json(manifest.parent / "classes.json")

@@ -25,7 +25,7 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     """
     params = load_or_exit(params_path)
     quiet_backend()
-    from pipeline.srcnn import train
+    from pipeline.generative.srcnn import train
 
     try:
         train(params, data, out, live_dir, checkpoint_dir)

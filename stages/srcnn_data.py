@@ -14,7 +14,7 @@ from stages.common import exit_listing, images_or_exit, load_or_exit, params_opt
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/srcnn",
               show_default=True, help="Folder for train.h5, val.h5 and patches.json.")
 def cli(params_path: Path, out: Path) -> None:
-    """Cut ``srcnn_data.size``-pixel sub-images every ``srcnn_data.stride`` pixels.
+    """Cut ``srcnn_data.patch_size``-pixel sub-images every ``srcnn_data.stride`` pixels.
 
     Each image's luminance is cropped to a multiple of ``srcnn_data.scale``, shrunk by it and
     enlarged back (bicubic both ways): that is the input. The label is the sharp image's centre
@@ -22,12 +22,12 @@ def cli(params_path: Path, out: Path) -> None:
     images are skipped and listed in patches.json.
     """
     params = load_or_exit(params_path)
-    from pipeline.superres import border, write_patches
+    from pipeline.generative.superres import border, write_patches
 
     sd = params.srcnn_data
     paths = images_or_exit("srcnn_data", sd.images, sd.glob)
     try:
-        record = write_patches(paths, out, sd.scale, sd.size, sd.stride,
+        record = write_patches(paths, out, sd.scale, sd.patch_size, sd.stride,
                                border(params.srcnn.kernels), sd.val, params.base.seed)
     except ValueError as exc:
         exit_listing("srcnn_data: nothing to train on", [str(exc)], 1)

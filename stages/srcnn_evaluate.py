@@ -31,9 +31,9 @@ def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     """
     params = load_or_exit(params_path)
     quiet_backend()
-    from pipeline import srcnn
-    from pipeline.atomic import write_json
-    from pipeline.tables import write_csv
+    from pipeline.generative import srcnn
+    from pipeline.io.atomic import write_json
+    from pipeline.io.tables import write_csv
 
     ev = params.srcnn_evaluate
     paths = images_or_exit("srcnn_evaluate", ev.images, ev.glob)

@@ -35,14 +35,14 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     """
     params = load_or_exit(params_path)
     if member is not None:
-        from pipeline.params import member_params
+        from pipeline.config import member_params
 
         if member not in params.ensemble.members:
             fail(f"no ensemble member {member!r} in {params_path} "
                  f"(ensemble.members: {', '.join(params.ensemble.members) or 'none'})", 2)
         params = member_params(params, member)
     quiet_backend()
-    from pipeline.training import train
+    from pipeline.train.training import train
 
     train(params, data, out, live_dir, checkpoint_dir)
     click.echo(f"train: saved {out / 'model.keras'}")

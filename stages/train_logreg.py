@@ -28,9 +28,10 @@ def cli(params_path: Path, features: Path, out: Path, metrics_path: Path) -> Non
     parameters, CV and val accuracy.
     """
     params = load_or_exit(params_path)
-    from pipeline import atomic, logreg
-    from pipeline.evaluation import rank_k
-    from pipeline.features import FeatureSplit
+    from pipeline.evaluate.evaluation import rank_k
+    from pipeline.io import atomic
+    from pipeline.transfer import logreg
+    from pipeline.transfer.features import FeatureSplit
 
     train = FeatureSplit(features / "train.h5")
     search = logreg.fit(train, params.train_logreg, params.base.seed)

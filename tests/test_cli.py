@@ -46,8 +46,8 @@ def test_stage_help_explains_itself_without_keras(stage: str) -> None:
 
 def test_stages_that_need_no_model_do_not_import_keras(tmp_path) -> None:
     code = (
-        "import sys, stages.embed, stages.ingest, stages.split, stages.hdf5, pipeline.ingest, "
-        "pipeline.hdf5, pipeline.split, pipeline.params, pipeline.embedded\n"
+        "import sys, stages.embed, stages.ingest, stages.split, stages.hdf5, pipeline.data.ingest, "
+        "pipeline.data.pack, pipeline.data.split, pipeline.config, pipeline.data.embedded\n"
         "print('keras' in sys.modules, 'tensorflow' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=venv_env(),

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.compare import Threshold
-from pipeline.params import ParamsError
-from pipeline.search import Distribution, load_spec, set_args, trials
+from pipeline.config import ParamsError
+from pipeline.tools.compare import Threshold
+from pipeline.tools.search import Distribution, load_spec, set_args, trials
 from tests.conftest import ROOT, run
 
 CLI = [sys.executable, "-m", "stages.cli"]

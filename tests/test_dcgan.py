@@ -16,8 +16,8 @@ import yaml
 from click.testing import CliRunner
 from PIL import Image
 
-from pipeline.gan_score import class_stats, fit_images
-from pipeline.hdf5 import write_arrays
+from pipeline.generative.gan_score import class_stats, fit_images
+from pipeline.io.hdf5 import write_arrays
 from stages.cli import main
 from tests.conftest import ROOT, venv_env
 
@@ -37,7 +37,7 @@ def blobs(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def write_params(folder: Path, **dcgan) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["dcgan"].update({"size": [8, 8], "generator_filters": [8, 4],
+    params["dcgan"].update({"image_size": [8, 8], "generator_filters": [8, 4],
                             "discriminator_filters": [4, 8], "epochs": 2, "batch_size": 16,
                             "grid": 3, **dcgan})
     params["gan_score"].update(samples=40, batch_size=16)
@@ -95,7 +95,7 @@ def test_generate_writes_n_images_repeatably(trained: Path, tmp_path: Path) -> N
 def test_gan_score_reports_confidence_coverage_and_entropy(trained: Path) -> None:
     import keras
 
-    from pipeline.preprocess import Preprocessor, save_spec
+    from pipeline.train.preprocess import Preprocessor, save_spec
 
     classifier = trained / "classifier"
     classifier.mkdir(exist_ok=True)
@@ -140,10 +140,10 @@ def test_fit_images_resizes_and_converts() -> None:
 
 
 def test_bad_size_names_the_key() -> None:
-    from pipeline.params import ParamsError, validate
+    from pipeline.config import ParamsError, validate
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["dcgan"]["size"] = [30, 30]
+    params["dcgan"]["image_size"] = [30, 30]
     params["dcgan"]["generator_filters"] = [16, 8, 4]
     with pytest.raises(ParamsError, match=r"dcgan: size \[30, 30\] must be divisible by 8"):
         validate(params)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.embedded import write_digits
+from pipeline.data.embedded import write_digits
 from tests.conftest import copy_project, run
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ def shrink(params: dict, source: Path) -> dict:
     ensemble member beside models/train; a narrow one-epoch DCGAN and SRCNN."""
     params["ingest"]["source"].update(kind="folder", path=str(source))
     params["ingest"]["channels"] = 1
-    params["hdf5"]["size"] = [12, 12]
+    params["hdf5"]["image_size"] = [12, 12]
     params["train"].update(model="shallownet", epochs=2, batch_size=64, lr=0.05)
     params["train"]["augment"] = {"flip": False, "rotation": 0.0, "shift": 0.0, "zoom": 0.0,
                                   "contrast": 0.0}
@@ -207,7 +207,7 @@ def wait_for_queue(repo: Path, timeout: float = 600) -> None:
 
 
 def test_queued_sweep_then_show_and_diff(repo: Path) -> None:
-    from pipeline.search import experiments
+    from pipeline.tools.search import experiments
 
     before = {row["name"] for row in experiments(repo)}
     run([*DVC, "exp", "run", "--queue", "train", "-S", "train.lr=0.1,0.01"], repo)
@@ -246,7 +246,7 @@ def test_random_search_runs_and_ranks_on_validation(repo: Path, tmp_path: Path) 
         assert scores[0] >= scores[1]  # best first
         assert "dvc exp apply rs-0" in table
         # Trials stop at train: the test split's score is still the baseline's in every one.
-        from pipeline.search import experiments
+        from pipeline.tools.search import experiments
 
         baseline = json.loads((repo / "results/evaluate/train/metrics.json").read_text())
         key = "results/evaluate/train/metrics.json:rank1"

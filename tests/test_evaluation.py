@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.diagnosis import diagnose, table_markdown
-from pipeline.gallery import misclassified
-from pipeline.hdf5 import Split, write_arrays
-from pipeline.oversample import crop_size, crop_views, view_count, view_preprocessor
-from pipeline.params import EvaluateParams, ParamsError, load_params, member_params
-from pipeline.preprocess import Preprocessor, save_spec
+from pipeline.config import EvaluateParams, ParamsError, load_params, member_params
+from pipeline.evaluate.diagnosis import diagnose, table_markdown
+from pipeline.evaluate.gallery import misclassified
+from pipeline.evaluate.oversample import crop_size, crop_views, view_count, view_preprocessor
+from pipeline.io.hdf5 import Split, write_arrays
+from pipeline.train.preprocess import Preprocessor, save_spec
 from tests.conftest import ROOT, venv_env
 
 
@@ -103,7 +103,7 @@ def tiny_model(folder: Path, data: Path, seed: int) -> Path:
 def test_evaluate_reports_oversampling_diagnosis_and_pictures(tmp_path: Path) -> None:
     import keras
 
-    from pipeline.evaluation import Scorer, evaluate, write_outputs
+    from pipeline.evaluate.evaluation import Scorer, evaluate, write_outputs
 
     data = blobs(tmp_path / "data")
     model_dir = tiny_model(tmp_path / "model", data, seed=0)
@@ -132,8 +132,8 @@ def test_evaluate_reports_oversampling_diagnosis_and_pictures(tmp_path: Path) ->
 
 
 def test_ensemble_averages_members(tmp_path: Path) -> None:
-    from pipeline.ensemble import average, member_scores, predict_members, summary
-    from pipeline.evaluation import scores
+    from pipeline.evaluate.ensemble import average, member_scores, predict_members, summary
+    from pipeline.evaluate.evaluation import scores
 
     data = blobs(tmp_path / "data")
     models = {f"m{seed}": tiny_model(tmp_path / f"m{seed}", data, seed) for seed in (0, 1)}
@@ -170,7 +170,7 @@ def test_a_bad_member_override_names_its_dotted_key(tmp_path: Path) -> None:
         load_params(params_with(tmp_path, {"fast": {"train": {"lr": -1}}}))
     assert "ensemble.members.fast: train.lr" in raised.value.lines[0]
     with pytest.raises(ParamsError) as raised:
-        load_params(params_with(tmp_path, {"odd": {"hdf5": {"size": [8, 8]}}}))
+        load_params(params_with(tmp_path, {"odd": {"hdf5": {"image_size": [8, 8]}}}))
     assert "members.odd: may override base and train only, got hdf5" in raised.value.lines[0]
     done = subprocess.run([sys.executable, "-m", "stages.cli", "params", "check",
                            str(params_with(tmp_path, {"fast": {"train": {"lr": -1}}}))],

@@ -9,9 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.hdf5 import Split, build
-from pipeline.images import load
-from pipeline.params import Hdf5Params
+from pipeline.config import Hdf5Params
+from pipeline.data.pack import build
+from pipeline.io.hdf5 import Split
+from pipeline.io.images import load
 from tests.conftest import make_class_folders
 
 
@@ -23,7 +24,7 @@ def manifest(paths: list[Path]) -> list[dict[str, str]]:
 def test_round_trip(tmp_path: Path, workers: int) -> None:
     # 150 images: five blocks of 32, enough for two workers to decode in parallel.
     paths = make_class_folders(tmp_path / "src", {"a": 75, "b": 75})
-    params = Hdf5Params(size=(8, 6), workers=workers)
+    params = Hdf5Params(image_size=(8, 6), workers=workers)
     total = build(manifest(paths), ["a", "b"], tmp_path / "train.h5", params, channels=3)
     with h5py.File(tmp_path / "train.h5") as f:
         images = f["images"]
@@ -45,7 +46,7 @@ def test_round_trip(tmp_path: Path, workers: int) -> None:
 def test_failed_build_leaves_no_file(tmp_path: Path, workers: int) -> None:
     paths = make_class_folders(tmp_path / "src", {"a": 140})
     rows = [*manifest(paths), {"path": str(tmp_path / "gone.png"), "label": "a"}]
-    params = Hdf5Params(size=(4, 4), workers=workers)
+    params = Hdf5Params(image_size=(4, 4), workers=workers)
     with pytest.raises(FileNotFoundError):
         build(rows, ["a"], tmp_path / "train.h5", params, channels=3)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
@@ -54,12 +55,12 @@ def test_failed_build_leaves_no_file(tmp_path: Path, workers: int) -> None:
 def test_unknown_label_is_an_error(tmp_path: Path) -> None:
     paths = make_class_folders(tmp_path / "src", {"a": 1})
     with pytest.raises(ValueError, match=r"labels not in classes\.json"):
-        build(manifest(paths), ["z"], tmp_path / "t.h5", Hdf5Params(size=(4, 4)), channels=1)
+        build(manifest(paths), ["z"], tmp_path / "t.h5", Hdf5Params(image_size=(4, 4)), channels=1)
 
 
 def test_grey_and_empty_splits(tmp_path: Path) -> None:
     paths = make_class_folders(tmp_path / "src", {"a": 2})
-    build(manifest(paths), ["a"], tmp_path / "grey.h5", Hdf5Params(size=(5, 5)), channels=1)
+    build(manifest(paths), ["a"], tmp_path / "grey.h5", Hdf5Params(image_size=(5, 5)), channels=1)
     assert Split(tmp_path / "grey.h5").shape == (2, 5, 5, 1)
-    build([], ["a"], tmp_path / "empty.h5", Hdf5Params(size=(5, 5)), channels=1)
+    build([], ["a"], tmp_path / "empty.h5", Hdf5Params(image_size=(5, 5)), channels=1)
     assert len(Split(tmp_path / "empty.h5")) == 0

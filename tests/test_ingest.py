@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.images import load, to_channels
-from pipeline.ingest import TooManyRejects, check_rejects, ingest, write_manifest, write_reports
-from pipeline.params import IngestParams, SourceParams
-from pipeline.tables import read_csv
+from pipeline.config import IngestParams, SourceParams
+from pipeline.data.ingest import TooManyRejects, check_rejects, ingest, write_manifest, write_reports
+from pipeline.io.images import load, to_channels
+from pipeline.io.tables import read_csv
 from tests.conftest import make_bad_corpus, make_class_folders, write_image
 
 

@@ -10,10 +10,10 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.augment import build as build_augment
-from pipeline.loader import HDF5Loader, _runs
-from pipeline.params import AugmentParams
-from pipeline.preprocess import Preprocessor
+from pipeline.config import AugmentParams
+from pipeline.train.augment import build as build_augment
+from pipeline.train.loader import HDF5Loader, _runs
+from pipeline.train.preprocess import Preprocessor
 
 
 def make_split(path: Path, n: int = 103, size: int = 6) -> np.ndarray:
@@ -120,7 +120,7 @@ def test_feeds_model_fit(tmp_path: Path) -> None:
 
 
 def test_fit_data_gives_each_epoch_its_own_order(tmp_path: Path) -> None:
-    from pipeline.loader import eval_data, fit_data
+    from pipeline.train.loader import eval_data, fit_data
 
     make_split(tmp_path / "s.h5", n=100, size=4)
     loader = HDF5Loader(tmp_path / "s.h5", 32, Preprocessor(), training=True, seed=5)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.idx import export_mnist, read_idx
-from pipeline.ingest import ingest
-from pipeline.params import IngestParams, SourceParams, SplitParams
-from pipeline.split import split_rows
+from pipeline.config import IngestParams, SourceParams, SplitParams
+from pipeline.data.idx import export_mnist, read_idx
+from pipeline.data.ingest import ingest
+from pipeline.data.split import split_rows
 from tests.conftest import SHARED
 
 

@@ -9,16 +9,16 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline import models
-from pipeline.params import ArchParams, Params, TrainParams, validate
-from pipeline.schedules import StepDecay, Warmup, learning_rate, make_optimizer
+from pipeline.config import ArchParams, Params, TrainParams, validate
+from pipeline.models import zoo as models
+from pipeline.train.schedules import StepDecay, Warmup, learning_rate, make_optimizer
 from tests.conftest import ROOT, venv_env
 
 TINY = ArchParams(width=0.25, stages=[1, 1], filters=[8, 16, 32])
 SHAPES = {"lenet": (28, 28, 1), "mnist_convnet": (28, 28, 1), "alexnet": (67, 67, 3)}
 
 
-@pytest.mark.parametrize("name", sorted(models.REGISTRY))
+@pytest.mark.parametrize("name", sorted(models.ARCHITECTURES))
 def test_every_model_builds_and_trains_one_step(name: str) -> None:
     shape = SHAPES.get(name, (32, 32, 3))
     model = models.build(name, shape, 7, TINY)
@@ -119,7 +119,7 @@ def test_train_params_round_trip_through_yaml_dump() -> None:
 
 BACKEND_STEP = """
 import numpy as np, keras
-from pipeline import models
+from pipeline.models import zoo as models
 m = models.build("lenet", (28, 28, 1), 3)
 m.compile("sgd", "sparse_categorical_crossentropy")
 print("LOSS", float(m.train_on_batch(np.zeros((2, 28, 28, 1), "float32"), np.array([0, 1]))))

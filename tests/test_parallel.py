@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from pipeline.parallel import block_length, chunk_bounds, ordered_blocks, ordered_map
+from pipeline.data.parallel import block_length, chunk_bounds, ordered_blocks, ordered_map
 
 
 def square(x: int) -> int:

@@ -10,13 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.params import (
-    ParamsError,
-    load_params,
-    reference_markdown,
-    replace_reference,
-    validate,
-)
+from pipeline.config import ParamsError, load_params, validate
+from pipeline.config.reference import reference_markdown, replace_reference
 from tests.conftest import ROOT, venv_env
 
 
@@ -133,5 +128,5 @@ def test_reference_lists_every_leaf_key() -> None:
 
 
 def test_readme_reference_is_up_to_date() -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert replace_reference(readme) == readme, "run: cvpipe params docs --update README.md"
+    readme = (ROOT / "docs" / "params.md").read_text()
+    assert replace_reference(readme) == readme, "run: make docs"

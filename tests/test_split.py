@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 
-from pipeline.params import SplitParams
-from pipeline.split import assign, counts, split_rows
+from pipeline.config import SplitParams
+from pipeline.data.split import assign, counts, split_rows
 
 
 def rows(n: int, start: int = 0, classes: int = 4) -> list[dict[str, str]]:

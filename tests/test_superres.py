@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from pipeline import superres
+from pipeline.generative import superres
 from stages.cli import main
 
 
@@ -52,7 +52,7 @@ def test_labels_align_with_the_inputs_centre() -> None:
 def test_valid_network_output_is_the_label_window() -> None:
     """An SRCNN whose layers pass the centre tap through returns exactly the input's centre:
     its output has the label's shape and position."""
-    from pipeline.srcnn import build
+    from pipeline.generative.srcnn import build
 
     model = build((4, 2), (9, 1, 5))
     for layer, k in zip(model.layers[1:], (9, 1, 5), strict=True):
@@ -86,8 +86,8 @@ def test_luminance_is_bt601_studio_range() -> None:
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     """An untrained SRCNN saved as the srcnn stage saves one."""
-    from pipeline.atomic import write_json
-    from pipeline.srcnn import build
+    from pipeline.generative.srcnn import build
+    from pipeline.io.atomic import write_json
 
     folder = tmp_path / "srcnn"
     folder.mkdir()
@@ -158,7 +158,7 @@ def test_srcnn_data_train_evaluate_stages(tmp_path: Path) -> None:
 def test_even_kernel_and_too_small_patch_name_their_keys(tmp_path: Path) -> None:
     import yaml
 
-    from pipeline.params import ParamsError, validate
+    from pipeline.config import ParamsError, validate
     from tests.conftest import ROOT
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -166,8 +166,8 @@ def test_even_kernel_and_too_small_patch_name_their_keys(tmp_path: Path) -> None
     with pytest.raises(ParamsError, match=r"srcnn\.kernels|srcnn: .*odd"):
         validate(params)
     params["srcnn"]["kernels"] = [9, 1, 5]
-    params["srcnn_data"]["size"] = 12
-    with pytest.raises(ParamsError, match=r"srcnn_data\.size: must exceed 12"):
+    params["srcnn_data"]["patch_size"] = 12
+    with pytest.raises(ParamsError, match=r"srcnn_data\.patch_size: must exceed 12"):
         validate(params)
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.hdf5 import write_arrays
-from pipeline.history import read_series
+from pipeline.io.hdf5 import write_arrays
+from pipeline.train.history import read_series
 from tests.conftest import ROOT, venv_env
 
 pytestmark = pytest.mark.slow
@@ -117,8 +117,8 @@ def test_changed_params_start_fresh_and_say_why(tmp_path: Path) -> None:
 
 
 def run_in_process(tmp_path: Path, tag: str, **train):
-    from pipeline.params import load_params
-    from pipeline.training import train as train_fn
+    from pipeline.config import load_params
+    from pipeline.train.training import train as train_fn
 
     params = load_params(params_file(tmp_path, **train))
     cwd = Path.cwd()
@@ -148,7 +148,7 @@ def test_same_seed_same_metrics(tmp_path: Path) -> None:
 
 
 def test_predict_on_a_saved_model(tmp_path: Path) -> None:
-    from pipeline.embedded import write_digits
+    from pipeline.data.embedded import write_digits
 
     digits_data(tmp_path / "data", 600, size=12)
     run_in_process(tmp_path, "p", model="shallownet", epochs=3, lr=0.05)

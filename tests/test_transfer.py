@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import backbones
-from pipeline.hdf5 import Split, write_arrays
-from pipeline.history import read_series
-from pipeline.params import load_params
-from pipeline.preprocess import Preprocessor
+from pipeline.config import load_params
+from pipeline.io.hdf5 import Split, write_arrays
+from pipeline.models import backbones
+from pipeline.train.history import read_series
+from pipeline.train.preprocess import Preprocessor
 from tests.conftest import ROOT, venv_env
 
 SHARED = ROOT.parent / "shared"
@@ -56,7 +56,7 @@ def env() -> dict[str, str]:
 @pytest.mark.parametrize("name", ["vgg16", "resnet50v2", "mobilenetv2", "efficientnetb0",
                                   "densenet121"])
 def test_backbones_without_weights_build_and_pool(name: str) -> None:
-    from pipeline.features import feature_model
+    from pipeline.transfer.features import feature_model
 
     body = backbones.build(name, "none", (32, 32), alpha=0.35)
     batch = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
@@ -81,7 +81,7 @@ def test_preprocessor_resizes_grey_to_the_backbone_input() -> None:
 
 def test_imagenet_weights_offline_fail_fast_naming_the_fix(tmp_path: Path) -> None:
     stripes(tmp_path / "data", 8)
-    params_file(tmp_path, backbone={"weights": "imagenet", "size": [128, 128]})
+    params_file(tmp_path, backbone={"weights": "imagenet", "image_size": [128, 128]})
     began = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "stages.extract_features", "--params", "params.yaml",
@@ -97,7 +97,7 @@ def test_imagenet_weights_offline_fail_fast_naming_the_fix(tmp_path: Path) -> No
 
 
 def test_missing_weights_file_is_a_params_error(tmp_path: Path) -> None:
-    from pipeline.params import ParamsError
+    from pipeline.config import ParamsError
 
     path = params_file(tmp_path, backbone={"weights": str(tmp_path / "nope.h5")})
     with pytest.raises(ParamsError) as raised:
@@ -106,9 +106,9 @@ def test_missing_weights_file_is_a_params_error(tmp_path: Path) -> None:
 
 
 def test_features_logreg_and_evaluation(tmp_path: Path) -> None:
-    from pipeline import logreg
-    from pipeline.evaluation import evaluate_model
-    from pipeline.features import FeatureSplit, extract, feature_model
+    from pipeline.evaluate.evaluation import evaluate_model
+    from pipeline.transfer import logreg
+    from pipeline.transfer.features import FeatureSplit, extract, feature_model
 
     stripes(tmp_path / "data", 64, size=16)
     params = load_params(params_file(tmp_path, train_logreg={"grid": {"C": [0.1, 1.0]},
@@ -146,7 +146,7 @@ def finetune_params(work: Path, warmup: int, unfreeze: int) -> Path:
 
 @pytest.mark.slow
 def test_finetune_one_epoch_per_phase_then_evaluate(tmp_path: Path) -> None:
-    from pipeline.evaluation import evaluate_model
+    from pipeline.evaluate.evaluation import evaluate_model
 
     stripes(tmp_path / "data", 64)
     finetune_params(tmp_path, 1, 1)
@@ -197,9 +197,9 @@ def test_finetune_resumes_after_a_kill_in_the_second_phase(tmp_path: Path) -> No
 def test_imagenet_mobilenet_features_separate_two_flower_species(tmp_path: Path) -> None:
     from PIL import Image
 
-    from pipeline import logreg
-    from pipeline.features import FeatureSplit, extract, feature_model
-    from pipeline.params import TrainLogregParams
+    from pipeline.config import TrainLogregParams
+    from pipeline.transfer import logreg
+    from pipeline.transfer.features import FeatureSplit, extract, feature_model
 
     classes = sorted(p.name for p in FLOWERS.iterdir() if p.is_dir())[:2]
     images, labels = [], []

@@ -1,4 +1,4 @@
-"""The model zoo: architectures by name, each ``build(input_shape, classes, knobs)``.
+"""The model zoo and its registry: architectures by name, each ``build(input_shape, classes, knobs)``.
 
 | name | made for | notes |
 | --- | --- | --- |
@@ -11,47 +11,60 @@
 | deepergooglenet | 64x64 | Tiny-ImageNet GoogLeNet, L2 5e-4 |
 | resnet | 32x32 (stem cifar) or 64x64 (stem tiny) | pre-activation bottlenecks, L2 1e-4 |
 
-Importing this package imports Keras; stages import it only when they need a model.
+This package is the one registry of names that params accept (``train.model``,
+``backbone.name``). Importing it imports no Keras: :func:`pipeline.models.zoo.build` loads an architecture's
+module when it is asked for, and :mod:`pipeline.models.backbones` builds the ``keras.applications`` ones.
 """
 
 from __future__ import annotations
 
-import keras
-
-from pipeline.models.alexnet import alexnet
-from pipeline.models.blocks import Knobs
-from pipeline.models.googlenet import deepergooglenet, minigooglenet
-from pipeline.models.lenet import lenet
-from pipeline.models.minivggnet import minivggnet
-from pipeline.models.mnist_convnet import mnist_convnet
-from pipeline.models.resnet import resnet
-from pipeline.models.shallownet import shallownet
-
-REGISTRY = {
-    "shallownet": shallownet,
-    "lenet": lenet,
-    "minivggnet": minivggnet,
-    "mnist_convnet": mnist_convnet,
-    "alexnet": alexnet,
-    "minigooglenet": minigooglenet,
-    "deepergooglenet": deepergooglenet,
-    "resnet": resnet,
+#: ``train.model`` name -> module of this package holding a builder of that name.
+ARCHITECTURES: dict[str, str] = {
+    "shallownet": "shallownet",
+    "lenet": "lenet",
+    "minivggnet": "minivggnet",
+    "mnist_convnet": "mnist_convnet",
+    "alexnet": "alexnet",
+    "minigooglenet": "googlenet",
+    "deepergooglenet": "googlenet",
+    "resnet": "resnet",
 }
 
-__all__ = ["REGISTRY", "Knobs", "build"]
+#: name in params -> (constructor in keras.applications, module holding preprocess_input,
+#: default square input size)
+BACKBONES: dict[str, tuple[str, str, int]] = {
+    "vgg16": ("VGG16", "vgg16", 224),
+    "vgg19": ("VGG19", "vgg19", 224),
+    "resnet50": ("ResNet50", "resnet", 224),
+    "resnet101": ("ResNet101", "resnet", 224),
+    "resnet152": ("ResNet152", "resnet", 224),
+    "resnet50v2": ("ResNet50V2", "resnet_v2", 224),
+    "resnet101v2": ("ResNet101V2", "resnet_v2", 224),
+    "resnet152v2": ("ResNet152V2", "resnet_v2", 224),
+    "inceptionv3": ("InceptionV3", "inception_v3", 299),
+    "inceptionresnetv2": ("InceptionResNetV2", "inception_resnet_v2", 299),
+    "xception": ("Xception", "xception", 299),
+    "mobilenet": ("MobileNet", "mobilenet", 224),
+    "mobilenetv2": ("MobileNetV2", "mobilenet_v2", 224),
+    "mobilenetv3small": ("MobileNetV3Small", "mobilenet_v3", 224),
+    "mobilenetv3large": ("MobileNetV3Large", "mobilenet_v3", 224),
+    "densenet121": ("DenseNet121", "densenet", 224),
+    "densenet169": ("DenseNet169", "densenet", 224),
+    "densenet201": ("DenseNet201", "densenet", 224),
+    "nasnetmobile": ("NASNetMobile", "nasnet", 224),
+    "nasnetlarge": ("NASNetLarge", "nasnet", 331),
+    **{f"efficientnetb{i}": (f"EfficientNetB{i}", "efficientnet", s)
+       for i, s in enumerate((224, 240, 260, 300, 380, 456, 528, 600))},
+    **{f"efficientnetv2{v.lower()}": (f"EfficientNetV2{v}", "efficientnet_v2", s)
+       for v, s in (("B0", 224), ("B1", 240), ("B2", 260), ("B3", 300), ("S", 384), ("M", 480),
+                    ("L", 480))},
+    **{f"convnext{v.lower()}": (f"ConvNeXt{v}", "convnext", 224)
+       for v in ("Tiny", "Small", "Base", "Large", "XLarge")},
+}
+
+#: Backbones that take a width multiplier ``alpha``.
+WITH_ALPHA = {"mobilenet", "mobilenetv2", "mobilenetv3small", "mobilenetv3large"}
 
 
-def build(name: str, input_shape: tuple[int, int, int], classes: int, arch=None) -> keras.Model:
-    """Build the architecture registered as ``name``; ``arch`` is a ``train.arch`` section."""
-    try:
-        builder = REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; known: {sorted(REGISTRY)}") from None
-    if arch is None:
-        return builder(input_shape, classes)
-    knobs = Knobs(arch.width, arch.activation, arch.initializer, arch.l2, arch.dropout,
-                  arch.batch_norm)
-    if name == "resnet":
-        return resnet(input_shape, classes, knobs, stages=arch.stages, filters=arch.filters,
-                      stem=arch.stem)
-    return builder(input_shape, classes, knobs)
+
+__all__ = ["ARCHITECTURES", "BACKBONES", "WITH_ALPHA"]

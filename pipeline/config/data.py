@@ -1,0 +1,121 @@
+"""Params of the data stages: base, embed, ingest, split, hdf5."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.config.base import Fraction, PosInt, Section
+
+
+class BaseParams(Section):
+    """Settings shared by every stage."""
+
+    seed: int = Field(42, ge=0, description="Seed for the split, weight init and shuffling.")
+
+
+class EmbedParams(Section):
+    """The embedded default data, written out of scikit-learn as ordinary image folders."""
+
+    out: str = Field(
+        "data/embedded",
+        description="Folder the embedded datasets are written to: digits/<label>/*.png (the "
+        "1,797 8x8 scikit-learn digits) and samples/*.jpg (scikit-learn's sample photos).",
+    )
+
+
+class SourceParams(Section):
+    """Where the images come from."""
+
+    kind: Literal["folder", "filename", "csv"] = Field(
+        "folder",
+        description="folder: one sub-folder per class; filename: label parsed from the file "
+        "name by `pattern`; csv: a manifest with columns path,label[,split] (paths relative to "
+        "the CSV; split train/val/test is kept).",
+    )
+    path: str = Field(
+        "data/embedded/digits",
+        description="The folder (folder, filename), or the CSV file or its folder (csv). Also a "
+        "DVC dependency of the ingest stage, so editing one image re-runs what depends on it.",
+    )
+    pattern: str = Field(
+        r"^(?P<label>[^.]+)\.",
+        description="kind=filename: a regex with a named group `label`, searched in the file "
+        "name. The default reads `cat` from `cat.123.jpg`.",
+    )
+    recursive: bool = Field(True, description="kind=filename: also look in sub-folders.")
+    manifest: str = Field(
+        "manifest.csv",
+        description="kind=csv with a folder as path: the CSV's name inside it. Prefer this form: "
+        "the whole folder is then the DVC dependency, so editing an image re-runs ingest.",
+    )
+
+    @model_validator(mode="after")
+    def _pattern_has_label(self) -> SourceParams:
+        import re
+
+        try:
+            compiled = re.compile(self.pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern is not a valid regex: {exc}") from None
+        if "label" not in compiled.groupindex:
+            raise ValueError("pattern needs a named group (?P<label>...)")
+        return self
+
+
+class IngestParams(Section):
+    """Checks every image, writes a manifest of the good ones and a report of the rest."""
+
+    source: SourceParams = SourceParams()
+    channels: Literal[1, 3] = Field(3, description="1: greyscale, 3: RGB. Every image is converted.")
+    extensions: list[str] = Field(
+        [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"],
+        min_length=1,
+        description="File endings taken as images (case-insensitive); other files are listed "
+        "as skipped.",
+    )
+    max_pixels: PosInt = Field(
+        40_000_000, description="Images with more pixels than this are rejected (decompression bombs)."
+    )
+    max_reject_fraction: float = Field(
+        0.05, ge=0.0, le=1.0, description="The stage fails when more images than this are rejected."
+    )
+    workers: int = Field(0, ge=0, description="Processes that check images; 0 = one per core.")
+
+
+class SplitParams(Section):
+    """Hash-stable, stratified-in-expectation train/val/test (and train-dev) split."""
+
+    val: Fraction = Field(0.15, description="Fraction of all images in the validation split.")
+    test: Fraction = Field(0.15, description="Fraction of all images in the test split.")
+    train_dev: Fraction = Field(
+        0.0, description="Fraction of the training images carved out as a train-dev split (0: none)."
+    )
+
+    @model_validator(mode="after")
+    def _leaves_training_data(self) -> SplitParams:
+        if self.val + self.test >= 1.0:
+            raise ValueError(f"val + test must be < 1, got {self.val + self.test:g}")
+        return self
+
+
+class Hdf5Params(Section):
+    """Decodes, resizes and packs each split into one uint8 HDF5 file."""
+
+    renamed: ClassVar[dict[str, str]] = {"size": "image_size"}
+
+    image_size: tuple[PosInt, PosInt] = Field((28, 28), description="[height, width] of stored images.")
+    resize: Literal["simple", "aspect"] = Field(
+        "simple",
+        description="simple: stretch to image_size; aspect: scale the shorter side, then centre-crop.",
+    )
+    interpolation: Literal["nearest", "bilinear", "bicubic", "lanczos", "box"] = Field(
+        "bilinear", description="Pillow resampling filter (antialiased when shrinking)."
+    )
+    compression: Literal["none", "lzf", "gzip"] = Field(
+        "none", description="HDF5 filter for images; chunks hold one image each."
+    )
+    workers: int = Field(0, ge=0, description="Decoding processes; 0 = one per core.")
+
+

@@ -1,0 +1,140 @@
+"""Params of training from scratch: the train section and the pieces finetune reuses."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.config.base import Optimizer, PosInt, Section
+from pipeline.models import ARCHITECTURES
+
+
+class PreprocessParams(Section):
+    """Batch preprocessing applied by the loader, stored beside the model for prediction."""
+
+    scale: bool = Field(True, description="Divide pixels by 255.")
+    mean_subtract: bool = Field(
+        False, description="Subtract the train split's mean R, G, B (from the hdf5 stage)."
+    )
+    crop: tuple[PosInt, PosInt] | None = Field(
+        None,
+        description="[height, width] patch: random in training, centred in evaluation. "
+        "null: no crop.",
+    )
+
+
+class AugmentParams(Section):
+    """Keras preprocessing layers applied to training batches only."""
+
+    flip: bool = Field(False, description="Random horizontal flip.")
+    rotation: float = Field(0.0, ge=0.0, le=1.0, description="Max rotation, fraction of 2*pi.")
+    shift: float = Field(0.0, ge=0.0, lt=1.0, description="Max translation, fraction of size.")
+    zoom: float = Field(0.0, ge=0.0, lt=1.0, description="Max zoom in or out, fraction.")
+    contrast: float = Field(0.0, ge=0.0, lt=1.0, description="Max contrast change, fraction.")
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip or any((self.rotation, self.shift, self.zoom, self.contrast))
+
+
+class LoaderParams(Section):
+    """How batches are read from HDF5."""
+
+    memory_limit_mb: int = Field(
+        1024, ge=0, description="Splits smaller than this are read into memory once; larger "
+        "ones are streamed in shuffled contiguous blocks."
+    )
+    block_size: PosInt = Field(
+        256, description="Streaming: images per contiguous read; a batch mixes several blocks."
+    )
+    workers: int = Field(1, ge=1, description="Threads preparing batches ahead of the model.")
+
+
+class ArchParams(Section):
+    """Architecture knobs; ``null`` keeps each architecture's published default."""
+
+    width: float = Field(1.0, gt=0.0, le=8.0, description="Multiplier on every layer's filters/units.")
+    activation: Literal["relu", "elu", "gelu", "swish", "leaky_relu", "tanh"] = Field(
+        "relu", description="Hidden activation."
+    )
+    initializer: Literal["he_normal", "he_uniform", "glorot_uniform", "glorot_normal",
+                         "lecun_normal"] = Field("he_normal", description="Kernel initializer.")
+    l2: float | None = Field(None, ge=0.0, lt=1.0, description="L2 weight decay on kernels.")
+    dropout: float | None = Field(None, ge=0.0, lt=1.0, description="Dropout rate of the head.")
+    batch_norm: bool | None = Field(None, description="Batch norm after convolutions.")
+    stages: list[PosInt] = Field(
+        [3, 3, 3], min_length=1, description="resnet: residual modules per stage."
+    )
+    filters: list[PosInt] = Field(
+        [64, 64, 128, 256], min_length=2,
+        description="resnet: stem filters, then each stage's filters (len = stages + 1).",
+    )
+    stem: Literal["cifar", "tiny"] = Field(
+        "cifar", description="resnet: 3x3 stem (CIFAR) or 5x5 + pool stem (Tiny ImageNet)."
+    )
+
+    @model_validator(mode="after")
+    def _filters_match_stages(self) -> ArchParams:
+        if len(self.filters) != len(self.stages) + 1:
+            raise ValueError(
+                f"filters needs len(stages) + 1 = {len(self.stages) + 1} values, "
+                f"got {len(self.filters)}"
+            )
+        return self
+
+
+class ScheduleParams(Section):
+    """Learning-rate schedule over the whole run (stepped per batch, positioned by epoch)."""
+
+    kind: Literal["constant", "step", "polynomial", "cosine"] = Field(
+        "constant", description="constant; step: x factor every `every` epochs; polynomial "
+        "decay to end_lr; cosine decay to end_lr."
+    )
+    factor: float = Field(0.5, gt=0.0, lt=1.0, description="step: multiply the rate by this.")
+    every: PosInt = Field(10, description="step: epochs between drops.")
+    power: float = Field(1.0, gt=0.0, description="polynomial: 1 = linear decay.")
+    end_lr: float = Field(0.0, ge=0.0, description="polynomial and cosine: final rate.")
+    warmup_epochs: int = Field(0, ge=0, description="Linear warm-up from 0 over these epochs.")
+
+
+class EarlyStoppingParams(Section):
+    """Stop when the monitored metric stops improving."""
+
+    enabled: bool = False
+    monitor: str = Field("val_loss", description="A logged metric, e.g. val_loss, val_accuracy.")
+    patience: PosInt = Field(5, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts.")
+    restore_best: bool = Field(True, description="End with the best epoch's weights.")
+
+
+class TrainParams(Section):
+    """Trains a model from the registry with ``model.fit`` on the HDF5 loader."""
+
+    model: Literal[tuple(ARCHITECTURES)] = Field("lenet", description="Architecture by name.")  # type: ignore[valid-type]
+    arch: ArchParams = ArchParams()
+    epochs: PosInt = Field(20, description="Passes over the training split.")
+    batch_size: PosInt = Field(64, description="Images per gradient step.")
+    optimizer: Optimizer = Field(
+        "sgd", description="Optimizer by name."
+    )
+    lr: float = Field(0.01, gt=0.0, le=10.0, description="(Peak) learning rate.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
+    nesterov: bool = Field(False, description="SGD: Nesterov momentum.")
+    weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="AdamW decoupled weight decay.")
+    schedule: ScheduleParams = ScheduleParams()
+    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    checkpoint_monitor: str = Field(
+        "val_loss", description="Metric that picks the best epoch's model (best.keras)."
+    )
+    class_weight: Literal["none", "balanced"] = Field(
+        "none", description="balanced: weight classes by inverse frequency."
+    )
+    mixed_precision: bool = Field(False, description="mixed_float16 compute (for GPUs).")
+    jit_compile: Literal["auto", "true", "false"] = Field("auto", description="XLA compilation.")
+    deterministic: bool = Field(True, description="TensorFlow: deterministic ops (CPU repeats).")
+    preprocess: PreprocessParams = PreprocessParams()
+    augment: AugmentParams = AugmentParams()
+    loader: LoaderParams = LoaderParams()
+
+

@@ -1,0 +1,130 @@
+"""Params of transfer learning: the backbone, feature extraction, logistic regression, fine-tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.config.base import Optimizer, ParamsPathError, PosInt, Section
+from pipeline.config.training import AugmentParams, LoaderParams, ScheduleParams
+from pipeline.models import BACKBONES
+
+
+class BackboneParams(Section):
+    """The pretrained ``keras.applications`` network both transfer-learning paths start from."""
+
+    name: Literal[tuple(BACKBONES)] = Field(  # type: ignore[valid-type]
+        "mobilenet", description="Backbone by name (keras.applications, lower case, no top)."
+    )
+    weights: str = Field(
+        "none",
+        description="imagenet (from the local Keras cache only; nothing is downloaded), a path "
+        "to a weights file (e.g. ../shared/weights/mobilenet_2_5_224_tf_no_top.h5), or none "
+        "(random init).",
+    )
+    alpha: float = Field(
+        0.25, gt=0.0, le=2.0, description="Width multiplier (mobilenet, mobilenetv2, v3 only)."
+    )
+    renamed: ClassVar[dict[str, str]] = {"size": "image_size"}
+
+    image_size: tuple[Annotated[int, Field(ge=32)], Annotated[int, Field(ge=32)]] = Field(
+        (32, 32),
+        description="[height, width] the backbone sees; stored images are resized to it and "
+        "grey is repeated to RGB. Make hdf5.image_size match to skip the resize.",
+    )
+
+    @model_validator(mode="after")
+    def _weights_file_exists(self) -> BackboneParams:
+        if self.weights in ("imagenet", "none") or Path(self.weights).is_file():
+            return self
+        raise ParamsPathError(
+            f"backbone.weights: no such file: {self.weights} (expected imagenet, none or the "
+            "path of a weights file)"
+        )
+
+
+class ExtractFeaturesParams(Section):
+    """Runs every split through the backbone and stores the pooled activations as HDF5."""
+
+    pooling: Literal["avg", "max", "flatten"] = Field(
+        "avg", description="How the last feature map becomes a vector."
+    )
+    dtype: Literal["float16", "float32"] = Field("float32", description="Stored feature type.")
+    batch_size: PosInt = Field(32, description="Images per forward pass.")
+    flip: bool = Field(
+        False, description="Average each image's features with its mirror image's (2x the work)."
+    )
+
+
+#: LogisticRegression arguments that a grid may search over.
+LOGREG_GRID_KEYS = ("C", "l1_ratio", "solver", "class_weight", "fit_intercept", "tol", "max_iter")
+
+
+class TrainLogregParams(Section):
+    """scikit-learn logistic regression on the extracted features, grid-searched."""
+
+    grid: dict[Literal[LOGREG_GRID_KEYS], list[float | str | bool | None]] = Field(  # type: ignore[valid-type]
+        {"C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+        description="GridSearchCV grid: LogisticRegression argument -> values to try.",
+    )
+    cv: int = Field(3, ge=2, description="Cross-validation folds over the train split.")
+    n_jobs: int = Field(1, ge=-1, description="Parallel fits (-1: one per core).")
+    max_iter: PosInt = Field(2000, description="Solver iterations.")
+    scale: Literal["none", "standard", "l2"] = Field(
+        "standard", description="Feature scaling fitted on train: z-score, unit L2 norm or none."
+    )
+    power: float = Field(
+        1.0, gt=0.0, le=1.0,
+        description="Power normalisation before scaling, sign(x)|x|^power: 0.5 takes the square "
+        "root of pooled features, which damps a few dominant channels; 1 leaves them as they are.",
+    )
+
+    @model_validator(mode="after")
+    def _grid_not_empty(self) -> TrainLogregParams:
+        empty = [key for key, values in self.grid.items() if not values]
+        if empty:
+            raise ValueError(f"grid.{empty[0]}: needs at least one value")
+        return self
+
+
+class PhaseParams(Section):
+    """One fine-tuning phase: its length and optimizer."""
+
+    epochs: int = Field(5, ge=0, description="Epochs of this phase (0 skips it).")
+    optimizer: Optimizer = "sgd"
+    lr: float = Field(0.001, gt=0.0, le=10.0, description="(Peak) learning rate.")
+    momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="AdamW weight decay.")
+    schedule: ScheduleParams = ScheduleParams()
+
+
+class HeadParams(Section):
+    """The new classifier put on the backbone."""
+
+    pooling: Literal["avg", "max", "flatten"] = "avg"
+    units: list[PosInt] = Field([256], description="Hidden dense layers (ReLU); [] for none.")
+    dropout: float = Field(0.5, ge=0.0, lt=1.0, description="Dropout before each dense layer.")
+
+
+class FinetuneParams(Section):
+    """A new head on the backbone: trained with the body frozen, then with its top unfrozen."""
+
+    head: HeadParams = HeadParams()
+    warmup: PhaseParams = PhaseParams(epochs=3, optimizer="rmsprop", lr=0.001)
+    unfreeze: PhaseParams = PhaseParams(epochs=3, optimizer="sgd", lr=0.001)
+    unfreeze_from: str | None = Field(
+        None, description="Phase 2 trains the backbone from this layer (by name) upwards."
+    )
+    unfreeze_last: int = Field(
+        20, ge=0, description="Without unfreeze_from: phase 2 trains the last N backbone layers."
+    )
+    batch_size: PosInt = 32
+    checkpoint_monitor: str = Field("val_loss", description="Metric that picks best.keras.")
+    deterministic: bool = Field(True, description="TensorFlow: deterministic ops.")
+    augment: AugmentParams = AugmentParams()
+    loader: LoaderParams = LoaderParams()
+
+

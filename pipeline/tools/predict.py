@@ -1,0 +1,47 @@
+"""Top-k predictions for image files with a trained model and the preprocessing stored beside it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.io.images import RejectedImage, expand, load
+
+
+@dataclass(frozen=True)
+class Prediction:
+    path: str
+    top: list[tuple[str, float]]
+
+
+def predict(model_dir: Path, paths: list[Path], top_k: int = 5,
+            batch_size: int = 64) -> tuple[list[Prediction], list[tuple[str, str]]]:
+    """Predictions for the readable images, and ``(path, reason)`` for those that were skipped."""
+    import keras
+
+    from pipeline.train.preprocess import load_spec
+
+    preprocessor, spec = load_spec(model_dir / "preprocess.json")
+    model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    classes: list[str] = spec["classes"]
+    arrays, kept, skipped = [], [], []
+    for path in expand(paths):
+        try:
+            arrays.append(load(path, tuple(spec["size"]), spec["channels"], spec["resize"],
+                               spec["interpolation"]))
+            kept.append(path)
+        except RejectedImage as exc:
+            skipped.append((str(path), exc.reason))
+        except (OSError, ValueError, SyntaxError) as exc:
+            skipped.append((str(path), f"unreadable: {exc}"))
+    if not arrays:
+        return [], skipped
+    probabilities = model.predict(preprocessor(np.stack(arrays)), batch_size=batch_size, verbose=0)
+    k = min(top_k, len(classes))
+    results = []
+    for path, row in zip(kept, probabilities, strict=True):
+        order = np.argsort(-row, kind="stable")[:k]
+        results.append(Prediction(str(path), [(classes[i], float(row[i])) for i in order]))
+    return results, skipped

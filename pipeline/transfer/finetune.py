@@ -1,0 +1,160 @@
+"""Fine-tuning a pretrained backbone: a new head trained with the body frozen (warm-up), then the
+top of the body unfrozen and trained at a low rate. With pretrained weights, BatchNorm layers stay
+frozen and in inference mode throughout; with ``weights: none`` there are no statistics worth
+keeping, so unfrozen BatchNorm layers train like the rest. Both phases log to one dvclive history,
+and a killed run resumes in either phase.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from pipeline.config import FinetuneParams, HeadParams, Params, PhaseParams
+from pipeline.io.atomic import atomic_path
+from pipeline.io.hdf5 import Split
+from pipeline.models import backbones
+from pipeline.train import augment, resume
+from pipeline.train.history import live_run
+from pipeline.train.loader import HDF5Loader, eval_data, fit_data
+from pipeline.train.preprocess import Preprocessor
+from pipeline.train.schedules import make_optimizer
+from pipeline.train.training import callbacks, compile_model, configure_backend, save
+
+
+def build_model(body: keras.Model, head: HeadParams, classes: int,
+                pretrained: bool = True) -> keras.Model:
+    """``body`` (in inference mode when ``pretrained``) + pooling + dense/dropout head + softmax."""
+    inputs = keras.Input(body.input_shape[1:])
+    x = body(inputs, training=False) if pretrained else body(inputs)
+    x = {"avg": layers.GlobalAveragePooling2D, "max": layers.GlobalMaxPooling2D,
+         "flatten": layers.Flatten}[head.pooling]()(x)
+    for units in head.units:
+        x = layers.Dense(units, activation="relu")(x)
+        if head.dropout:
+            x = layers.Dropout(head.dropout)(x)
+    if not head.units and head.dropout:
+        x = layers.Dropout(head.dropout)(x)
+    outputs = layers.Dense(classes, activation="softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name=f"{body.name}_finetune")
+
+
+def unfreeze(body: keras.Model, params: FinetuneParams, pretrained: bool = True) -> int:
+    """Make the body trainable from ``unfreeze_from`` (or its last ``unfreeze_last`` layers)
+    upwards, BatchNorm excepted when ``pretrained``; return how many layers that is."""
+    names = [layer.name for layer in body.layers]
+    if params.unfreeze_from is not None:
+        if params.unfreeze_from not in names:
+            raise ValueError(
+                f"finetune.unfreeze_from: no layer {params.unfreeze_from!r} in {body.name}; "
+                f"its last layers are {names[-8:]}"
+            )
+        first = names.index(params.unfreeze_from)
+    else:
+        first = max(0, len(names) - params.unfreeze_last)
+    body.trainable = True
+    count = 0
+    for index, layer in enumerate(body.layers):
+        frozen_bn = pretrained and isinstance(layer, layers.BatchNormalization)
+        layer.trainable = index >= first and not frozen_bn
+        count += layer.trainable and bool(layer.weights)
+    return count
+
+
+def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
+             checkpoint_dir: Path) -> keras.Model:
+    """Both phases on ``hdf5_dir/train.h5`` (validating on ``val.h5``); saves like ``train``.
+
+    ``checkpoint_dir`` persists between runs. It holds a backup per phase and the warmed-up
+    weights, so a run killed in either phase continues from its last finished epoch.
+    """
+    fp, bp, seed = params.finetune, params.backbone, params.base.seed
+    configure_backend(seed, fp.deterministic)
+    train_split = Split(hdf5_dir / "train.h5")
+    preprocessor = Preprocessor(size=tuple(bp.image_size), rgb=True, backbone=bp.name)
+    loader_args = {
+        "batch_size": fp.batch_size, "preprocessor": preprocessor, "seed": seed,
+        "memory_limit_mb": fp.loader.memory_limit_mb, "block_size": fp.loader.block_size,
+        "workers": fp.loader.workers,
+    }
+    train_data = HDF5Loader(train_split.path, training=True,
+                            augment=augment.build(fp.augment, seed), **loader_args)
+    val_path = hdf5_dir / "val.h5"
+    val_data = HDF5Loader(val_path, **loader_args) if len(Split(val_path)) else None
+
+    classes = len(train_split.classes)
+    body = backbones.build(bp.name, bp.weights, tuple(bp.image_size), bp.alpha)
+    pretrained = bp.weights != "none"
+    model = build_model(body, fp.head, classes, pretrained)
+    fingerprint = resume.fingerprint(
+        {"finetune": fp.model_dump(mode="json"), "backbone": bp.model_dump(mode="json")},
+        seed, model, train_split.path,
+    )
+    warm_dir, tune_dir = checkpoint_dir / "warmup", checkpoint_dir / "unfreeze"
+    warm_weights = checkpoint_dir / "warmup.weights.h5"
+    warm_done = warm_weights.exists() and resume.completed(warm_dir, fingerprint)
+    if warm_done:
+        start, why = resume.prepare(tune_dir, fingerprint)
+        start = max(start, fp.warmup.epochs)
+    else:
+        start, why = resume.prepare(warm_dir, fingerprint)
+    print(f"finetune: {why}")
+
+    best = checkpoint_dir / "best.keras"
+    if start == 0:
+        best.unlink(missing_ok=True)
+    with live_run(live_dir, start) as live:
+        live.summary["parameters"] = int(model.count_params())
+        fit = _Phases(model, train_data, val_data, live, best, fp.checkpoint_monitor, classes)
+        if not warm_done:
+            body.trainable = False
+            print(f"finetune: warm-up, body frozen: {_trainable(model):,} trainable parameters")
+            fit(fp.warmup, warm_dir, start, 0)
+            with atomic_path(warm_weights, suffix=".weights.h5") as tmp:
+                model.save_weights(tmp)
+            resume.finish(warm_dir, fingerprint)
+            resume.prepare(tune_dir, fingerprint)
+            start = fp.warmup.epochs
+        else:
+            model.load_weights(warm_weights)
+        layers_on = unfreeze(body, fp, pretrained)
+        print(f"finetune: {layers_on} backbone layers unfrozen: {_trainable(model):,} trainable "
+              "parameters")
+        fit(fp.unfreeze, tune_dir, start, fp.warmup.epochs)
+    save(model, model_dir, preprocessor, train_split, params)
+    if best.exists():
+        with atomic_path(model_dir / "best.keras", suffix=".keras") as tmp:
+            shutil.copyfile(best, tmp)
+    resume.finish(tune_dir, fingerprint)
+    warm_weights.unlink(missing_ok=True)
+    return model
+
+
+def _trainable(model: keras.Model) -> int:
+    return sum(int(keras.ops.size(w)) for w in model.trainable_weights)
+
+
+class _Phases:
+    """Runs one phase's ``model.fit`` with its own optimizer and backup, on a shared history."""
+
+    def __init__(self, model, train_data, val_data, live, best: Path, monitor: str, classes: int):
+        self.model, self.train_data, self.val_data = model, train_data, val_data
+        self.live, self.best, self.monitor, self.classes = live, best, monitor, classes
+
+    def __call__(self, phase: PhaseParams, backup: Path, start: int, offset: int) -> None:
+        """Epochs ``offset .. offset + phase.epochs`` of the run, resuming at ``start``."""
+        end = offset + phase.epochs
+        if start >= end:
+            return
+        compile_model(self.model, make_optimizer(phase, len(self.train_data)), self.classes)
+        data, steps = fit_data(self.train_data, start, end)
+        # The schedule runs over this phase's epochs, counted by the optimizer's own steps.
+        self.model.fit(
+            data, steps_per_epoch=steps, epochs=end, initial_epoch=start, shuffle=False,
+            validation_data=eval_data(self.val_data) if self.val_data else None, verbose=2,
+            callbacks=callbacks(self.live, backup, self.monitor, self.val_data is not None,
+                                best=self.best),
+        )
