@@ -46,7 +46,7 @@ def test_export_keeps_the_official_split_through_ingest_and_split(tmp_path: Path
     result = ingest(IngestParams(source=SourceParams(kind="csv", path=str(out)), channels=1,
                                  workers=1))
     assert len(result.rows) == 40 and not [r for r in result.rejects if r.counted]
-    groups = split_rows(result.rows, seed=0, params=SplitParams(val=0.2, test=0.3))
+    groups = split_rows(result.rows, seed=0, params=SplitParams(val=0.2, test=0.3, train_dev=0.0))
     assert len(groups["test"]) == 10
     assert all("/test/" in str(r["path"]) for r in groups["test"])
     assert len(groups["train"]) + len(groups["val"]) == 30

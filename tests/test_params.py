@@ -130,3 +130,58 @@ def test_reference_lists_every_leaf_key() -> None:
 def test_readme_reference_is_up_to_date() -> None:
     readme = (ROOT / "docs" / "params.md").read_text()
     assert replace_reference(readme) == readme, "run: make docs"
+
+
+def _leaves(tree: dict, prefix: str = "") -> dict[str, object]:
+    """Dotted key -> value; free-form mappings (members, grid) count as one value."""
+    out: dict[str, object] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key not in ("members", "grid"):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_params_yaml_lists_every_key_with_the_schema_default() -> None:
+    """One source of defaults: the file a user edits says exactly what the schema would fill in,
+    and names every key, so `dvc exp run -S key=value` can set any of them."""
+    from pipeline.config import Params
+
+    schema = _leaves(Params().model_dump(mode="json"))
+    shipped = _leaves(defaults())
+    assert sorted(set(schema) - set(shipped)) == [], "keys missing from params.yaml"
+    assert sorted(set(shipped) - set(schema)) == [], "keys params.yaml has that the schema lacks"
+    differ = {k: (shipped[k], schema[k]) for k in schema if shipped[k] != schema[k]}
+    assert differ == {}, "params.yaml value vs schema default"
+
+
+#: Keys DVC leaves out of its run-cache key (treeverse/dvc#10296): a change to one of them can
+#: restore stale outputs, so no params key may be named like this.
+RUN_CACHE_BLIND = {"size", "nfiles"}
+
+
+def test_no_params_key_is_one_the_dvc_run_cache_ignores() -> None:
+    from pipeline.config import Params
+
+    def names(model: type, prefix: str = "") -> list[str]:
+        out = []
+        for name, field in model.model_fields.items():
+            out.append(f"{prefix}{name}")
+            kind = field.annotation
+            if isinstance(kind, type) and hasattr(kind, "model_fields"):
+                out.extend(names(kind, f"{prefix}{name}."))
+        return out
+
+    keys = names(Params) + list(_leaves(defaults()))
+    assert [k for k in keys if k.rsplit(".", 1)[-1] in RUN_CACHE_BLIND] == []
+
+
+@pytest.mark.parametrize(("section", "old", "new"), [
+    ("hdf5", "size", "image_size"), ("backbone", "size", "image_size"),
+    ("dcgan", "size", "image_size"), ("srcnn_data", "size", "patch_size"),
+])
+def test_renamed_keys_name_their_new_name(section: str, old: str, new: str) -> None:
+    data = defaults()
+    data[section][old] = data[section].pop(new)
+    assert errors_of(data) == [f"{section}.{old}: renamed to {section}.{new}"]

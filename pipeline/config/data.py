@@ -68,7 +68,7 @@ class IngestParams(Section):
     """Checks every image, writes a manifest of the good ones and a report of the rest."""
 
     source: SourceParams = SourceParams()
-    channels: Literal[1, 3] = Field(3, description="1: greyscale, 3: RGB. Every image is converted.")
+    channels: Literal[1, 3] = Field(1, description="1: greyscale, 3: RGB. Every image is converted.")
     extensions: list[str] = Field(
         [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"],
         min_length=1,
@@ -90,7 +90,7 @@ class SplitParams(Section):
     val: Fraction = Field(0.15, description="Fraction of all images in the validation split.")
     test: Fraction = Field(0.15, description="Fraction of all images in the test split.")
     train_dev: Fraction = Field(
-        0.0, description="Fraction of the training images carved out as a train-dev split (0: none)."
+        0.1, description="Fraction of the training images carved out as a train-dev split (0: none)."
     )
 
     @model_validator(mode="after")

@@ -23,7 +23,7 @@ class OversampleParams(Section):
         "on crops is scored on crops of that size. 1 scores the whole image and its mirror.",
     )
     flip: bool = Field(
-        True, description="Add the mirror of each of the 5 crops: 10 views. Turn off for data "
+        False, description="Add the mirror of each of the 5 crops: 10 views. Turn off for data "
         "that is not mirror-symmetric (digits, text)."
     )
 
@@ -55,7 +55,8 @@ class EnsembleParams(Section):
     """Members trained by `train_member` (one per entry) plus already trained models, averaged."""
 
     members: dict[MemberName, dict[str, Any]] = Field(
-        default_factory=lambda: {"shallownet": {"train": {"model": "shallownet"}}},
+        default_factory=lambda: {"shallownet": {"train": {
+            "model": "shallownet", "epochs": 4, "augment": {"rotation": 0.0, "shift": 0.0}}}},
         description="Name -> overrides of the `base`/`train` sections for that member, e.g. "
         "{seed-1: {base: {seed: 1}}, wide: {train: {arch: {width: 2}}}}. Each member is "
         "trained to models/members/<name>.",

@@ -12,31 +12,32 @@ from pipeline.config.base import Fraction, Kernel, Optimizer, PosInt, Section
 class DcganParams(Section):
     """A DCGAN (Radford et al.): strided convolutions, batch norm, ReLU/LeakyReLU, tanh output."""
 
+    renamed: ClassVar[dict[str, str]] = {"size": "image_size"}
+
     split: Literal["train", "val", "test", "train_dev"] = Field(
         "train", description="Split of the HDF5 folder to learn from (any split file works)."
     )
-    renamed: ClassVar[dict[str, str]] = {"size": "image_size"}
-
     image_size: tuple[PosInt, PosInt] = Field(
-        (28, 28), description="[height, width] generated; stored images are resized to it. Each "
-        "must be divisible by 2^len(generator_filters)."
+        (16, 16), description="[height, width] generated; stored images are resized to it. Each "
+        "must be divisible by 2^len(generator_filters). The MNIST benchmark uses [28, 28]."
     )
     channels: Literal[1, 3] = Field(1, description="1: greyscale, 3: RGB (converted as needed).")
     latent_dim: PosInt = Field(100, description="Length of the noise vector z.")
     generator_filters: list[PosInt] = Field(
-        [128, 64], min_length=1,
+        [32, 16], min_length=1,
         description="Filters of the generator's blocks; the first is the projected base "
-        "(image_size / 2^n), each later one a stride-2 transposed convolution, then the tanh output.",
+        "(image_size / 2^n), each later one a stride-2 transposed convolution, then the tanh "
+        "output. The MNIST benchmark uses [128, 64].",
     )
     discriminator_filters: list[PosInt] = Field(
-        [64, 128], min_length=1,
+        [16, 32], min_length=1,
         description="Filters of the discriminator's stride-2 convolutions (no batch norm on the "
-        "first, as in the paper).",
+        "first, as in the paper). The MNIST benchmark uses [64, 128].",
     )
     kernel: Kernel = Field(5, description="Convolution kernel size.")
     leaky_slope: float = Field(0.2, gt=0.0, lt=1.0, description="LeakyReLU slope (discriminator).")
-    epochs: PosInt = Field(5, description="Passes over the split.")
-    batch_size: PosInt = Field(128, description="Real images per step (and as many generated).")
+    epochs: PosInt = Field(10, description="Passes over the split.")
+    batch_size: PosInt = Field(32, description="Real images per step (and as many generated).")
     lr: float = Field(0.0002, gt=0.0, le=1.0, description="Adam learning rate (paper: 2e-4).")
     beta_1: float = Field(0.5, ge=0.0, lt=1.0, description="Adam beta_1 (paper: 0.5).")
     grid: PosInt = Field(8, le=16, description="Sample grids are grid x grid images.")
@@ -58,7 +59,7 @@ class GanScoreParams(Section):
         "models/train", description="Folder of a trained classifier (model.keras + "
         "preprocess.json); list it as a dep of the gan_score stage too."
     )
-    samples: PosInt = Field(1000, description="Generated images to classify.")
+    samples: PosInt = Field(500, description="Generated images to classify.")
     min_share: float = Field(
         0.01, ge=0.0, le=1.0, description="A class counts as hit when at least this share of "
         "the samples is classified as it."
@@ -72,13 +73,13 @@ class GanScoreParams(Section):
 class SrcnnDataParams(Section):
     """Cuts SRCNN training sub-images: bicubic-degraded inputs and aligned sharp centres."""
 
+    renamed: ClassVar[dict[str, str]] = {"size": "patch_size"}
+
     images: str = Field(
         "data/embedded/samples", description="Folder (or one file) of training images."
     )
     glob: str = Field("flower.jpg", description="Which files of the folder to use (e.g. *).")
     scale: int = Field(3, ge=2, le=8, description="Upscaling factor the network learns.")
-    renamed: ClassVar[dict[str, str]] = {"size": "patch_size"}
-
     patch_size: int = Field(33, ge=8, le=256, description="Input sub-image side (paper: 33).")
     stride: PosInt = Field(14, description="Step between sub-images (paper: 14).")
     val: Fraction = Field(
@@ -94,10 +95,10 @@ class SrcnnParams(Section):
     kernels: tuple[Kernel, Kernel, Kernel] = Field(
         (9, 1, 5), description="Kernel sizes (9-1-5 in the paper); odd."
     )
-    epochs: PosInt = Field(10, description="Passes over the sub-images.")
-    batch_size: PosInt = Field(128, description="Sub-images per step.")
+    epochs: PosInt = Field(2, description="Passes over the sub-images.")
+    batch_size: PosInt = Field(16, description="Sub-images per step.")
     optimizer: Optimizer = Field("adam", description="Optimizer by name.")
-    lr: float = Field(0.001, gt=0.0, le=10.0, description="Learning rate.")
+    lr: float = Field(0.002, gt=0.0, le=10.0, description="Learning rate.")
     deterministic: bool = Field(True, description="TensorFlow: deterministic ops.")
 
     @model_validator(mode="after")

@@ -112,13 +112,13 @@ class TrainParams(Section):
     """Trains a model from the registry with ``model.fit`` on the HDF5 loader."""
 
     model: Literal[tuple(ARCHITECTURES)] = Field("lenet", description="Architecture by name.")  # type: ignore[valid-type]
-    arch: ArchParams = ArchParams()
-    epochs: PosInt = Field(20, description="Passes over the training split.")
+    arch: ArchParams = ArchParams(width=0.5)
+    epochs: PosInt = Field(8, description="Passes over the training split.")
     batch_size: PosInt = Field(64, description="Images per gradient step.")
     optimizer: Optimizer = Field(
         "sgd", description="Optimizer by name."
     )
-    lr: float = Field(0.01, gt=0.0, le=10.0, description="(Peak) learning rate.")
+    lr: float = Field(0.05, gt=0.0, le=10.0, description="(Peak) learning rate.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
     nesterov: bool = Field(False, description="SGD: Nesterov momentum.")
     weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="AdamW decoupled weight decay.")
@@ -134,7 +134,7 @@ class TrainParams(Section):
     jit_compile: Literal["auto", "true", "false"] = Field("auto", description="XLA compilation.")
     deterministic: bool = Field(True, description="TensorFlow: deterministic ops (CPU repeats).")
     preprocess: PreprocessParams = PreprocessParams()
-    augment: AugmentParams = AugmentParams()
+    augment: AugmentParams = AugmentParams(rotation=0.03, shift=0.1)
     loader: LoaderParams = LoaderParams()
 
 

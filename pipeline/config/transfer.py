@@ -15,6 +15,8 @@ from pipeline.models import BACKBONES
 class BackboneParams(Section):
     """The pretrained ``keras.applications`` network both transfer-learning paths start from."""
 
+    renamed: ClassVar[dict[str, str]] = {"size": "image_size"}
+
     name: Literal[tuple(BACKBONES)] = Field(  # type: ignore[valid-type]
         "mobilenet", description="Backbone by name (keras.applications, lower case, no top)."
     )
@@ -27,8 +29,6 @@ class BackboneParams(Section):
     alpha: float = Field(
         0.25, gt=0.0, le=2.0, description="Width multiplier (mobilenet, mobilenetv2, v3 only)."
     )
-    renamed: ClassVar[dict[str, str]] = {"size": "image_size"}
-
     image_size: tuple[Annotated[int, Field(ge=32)], Annotated[int, Field(ge=32)]] = Field(
         (32, 32),
         description="[height, width] the backbone sees; stored images are resized to it and "
@@ -66,10 +66,10 @@ class TrainLogregParams(Section):
     """scikit-learn logistic regression on the extracted features, grid-searched."""
 
     grid: dict[Literal[LOGREG_GRID_KEYS], list[float | str | bool | None]] = Field(  # type: ignore[valid-type]
-        {"C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+        {"C": [0.1, 1.0]},
         description="GridSearchCV grid: LogisticRegression argument -> values to try.",
     )
-    cv: int = Field(3, ge=2, description="Cross-validation folds over the train split.")
+    cv: int = Field(2, ge=2, description="Cross-validation folds over the train split.")
     n_jobs: int = Field(1, ge=-1, description="Parallel fits (-1: one per core).")
     max_iter: PosInt = Field(2000, description="Solver iterations.")
     scale: Literal["none", "standard", "l2"] = Field(
@@ -113,13 +113,13 @@ class FinetuneParams(Section):
     """A new head on the backbone: trained with the body frozen, then with its top unfrozen."""
 
     head: HeadParams = HeadParams()
-    warmup: PhaseParams = PhaseParams(epochs=3, optimizer="rmsprop", lr=0.001)
-    unfreeze: PhaseParams = PhaseParams(epochs=3, optimizer="sgd", lr=0.001)
+    warmup: PhaseParams = PhaseParams(epochs=1, optimizer="rmsprop", lr=0.001)
+    unfreeze: PhaseParams = PhaseParams(epochs=1, optimizer="sgd", lr=0.01)
     unfreeze_from: str | None = Field(
         None, description="Phase 2 trains the backbone from this layer (by name) upwards."
     )
     unfreeze_last: int = Field(
-        20, ge=0, description="Without unfreeze_from: phase 2 trains the last N backbone layers."
+        6, ge=0, description="Without unfreeze_from: phase 2 trains the last N backbone layers."
     )
     batch_size: PosInt = 32
     checkpoint_monitor: str = Field("val_loss", description="Metric that picks best.keras.")
