@@ -21,11 +21,9 @@ from pipeline.generative.dcgan import (
     save_png,
     to_uint8,
 )
-from pipeline.io.atomic import atomic_path, write_json
-from pipeline.train import resume
-from pipeline.train.history import live_run
+from pipeline.io.atomic import write_json
+from pipeline.train.lifecycle import TrainingRun
 from pipeline.train.loader import fit_data
-from pipeline.train.training import LiveLogger, configure_backend
 
 PANELS = ("d_loss", "g_loss", "d_real", "d_fake")
 
@@ -61,7 +59,7 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     """
     p = params.dcgan
     seed = params.base.seed
-    configure_backend(seed, p.deterministic)
+    run = TrainingRun("dcgan", checkpoint_dir, live_dir, seed, p.deterministic)
     path = hdf5_dir / f"{p.split}.h5"
     loader = GANLoader(path, p, seed)
     generator, discriminator = build_generator(p), build_discriminator(p)
@@ -69,27 +67,22 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     gan.compile(optimizer=keras.optimizers.Adam(p.lr, beta_1=p.beta_1))
     print(f"dcgan: generator {generator.count_params():,} and discriminator "
           f"{discriminator.count_params():,} parameters, {len(loader.split):,} images of {path}")
-    fingerprint = resume.fingerprint(
+    run.identify(
         {"dcgan": p.model_dump(mode="json"), "discriminator": json.loads(discriminator.to_json())},
-        seed, generator, path)
-    initial_epoch, why = resume.prepare(checkpoint_dir, fingerprint)
-    print(f"dcgan: {why}")
+        generator, path)
+    initial_epoch = run.resume()
     fixed_z = np.random.default_rng([seed, 7]).standard_normal((p.grid**2, p.latent_dim),
                                                                dtype=np.float32)
     data, steps = fit_data(loader, initial_epoch, p.epochs)
-    with live_run(live_dir, initial_epoch) as live:
-        live.summary["generator_parameters"] = int(generator.count_params())
+    with run.logging(initial_epoch, generator_parameters=int(generator.count_params())) as live:
         gan.fit(data, steps_per_epoch=steps, epochs=p.epochs, initial_epoch=initial_epoch,
-                shuffle=False, verbose=2, callbacks=[
-                    LiveLogger(live, PANELS), SampleGrid(live, fixed_z, p.grid),
-                    keras.callbacks.BackupAndRestore(str(resume.backup_dir(checkpoint_dir)),
-                                                     double_checkpoint=True,
-                                                     delete_checkpoint=False)])
+                shuffle=False, verbose=2, callbacks=run.callbacks(
+                    None, has_val=False, panels=PANELS,
+                    extra=[SampleGrid(live, fixed_z, p.grid)]))
     for name, model in ((GENERATOR, generator), ("discriminator.keras", discriminator)):
-        with atomic_path(model_dir / name, suffix=".keras") as tmp:
-            model.save(tmp)
+        run.save(model, model_dir / name)
     write_json(model_dir / META, {"latent_dim": p.latent_dim, "size": list(p.image_size),
                                   "channels": p.channels, "epochs": p.epochs,
                                   "data": str(path), "classes": loader.split.classes})
-    resume.finish(checkpoint_dir, fingerprint)
+    run.finish()
     return gan

@@ -7,7 +7,6 @@ and a killed run resumes in either phase.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import keras
@@ -18,11 +17,11 @@ from pipeline.io.atomic import atomic_path
 from pipeline.io.hdf5 import Split
 from pipeline.models import backbones
 from pipeline.train import augment, resume
-from pipeline.train.history import live_run
+from pipeline.train.lifecycle import TrainingRun
 from pipeline.train.loader import HDF5Loader, eval_data, fit_data
 from pipeline.train.preprocess import Preprocessor
 from pipeline.train.schedules import make_optimizer
-from pipeline.train.training import callbacks, compile_model, configure_backend, save
+from pipeline.train.training import compile_model, save
 
 
 def build_model(body: keras.Model, head: HeadParams, classes: int,
@@ -72,7 +71,7 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     weights, so a run killed in either phase continues from its last finished epoch.
     """
     fp, bp, seed = params.finetune, params.backbone, params.base.seed
-    configure_backend(seed, fp.deterministic)
+    run = TrainingRun("finetune", checkpoint_dir, live_dir, seed, fp.deterministic)
     train_split = Split(hdf5_dir / "train.h5")
     preprocessor = Preprocessor(size=tuple(bp.image_size), rgb=True, backbone=bp.name)
     loader_args = {
@@ -89,34 +88,26 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     body = backbones.build(bp.name, bp.weights, tuple(bp.image_size), bp.alpha)
     pretrained = bp.weights != "none"
     model = build_model(body, fp.head, classes, pretrained)
-    fingerprint = resume.fingerprint(
-        {"finetune": fp.model_dump(mode="json"), "backbone": bp.model_dump(mode="json")},
-        seed, model, train_split.path,
-    )
+    run.identify({"finetune": fp.model_dump(mode="json"), "backbone": bp.model_dump(mode="json")},
+                 model, train_split.path)
     warm_dir, tune_dir = checkpoint_dir / "warmup", checkpoint_dir / "unfreeze"
     warm_weights = checkpoint_dir / "warmup.weights.h5"
-    warm_done = warm_weights.exists() and resume.completed(warm_dir, fingerprint)
-    if warm_done:
-        start, why = resume.prepare(tune_dir, fingerprint)
-        start = max(start, fp.warmup.epochs)
-    else:
-        start, why = resume.prepare(warm_dir, fingerprint)
-    print(f"finetune: {why}")
+    warm_done = warm_weights.exists() and run.completed(warm_dir)
+    start = max(run.resume(tune_dir), fp.warmup.epochs) if warm_done else run.resume(warm_dir)
 
     best = checkpoint_dir / "best.keras"
     if start == 0:
         best.unlink(missing_ok=True)
-    with live_run(live_dir, start) as live:
-        live.summary["parameters"] = int(model.count_params())
-        fit = _Phases(model, train_data, val_data, live, best, fp.checkpoint_monitor, classes)
+    with run.logging(start, parameters=int(model.count_params())):
+        fit = _Phases(run, model, train_data, val_data, fp.checkpoint_monitor, classes)
         if not warm_done:
             body.trainable = False
             print(f"finetune: warm-up, body frozen: {_trainable(model):,} trainable parameters")
             fit(fp.warmup, warm_dir, start, 0)
             with atomic_path(warm_weights, suffix=".weights.h5") as tmp:
                 model.save_weights(tmp)
-            resume.finish(warm_dir, fingerprint)
-            resume.prepare(tune_dir, fingerprint)
+            run.finish(warm_dir)
+            resume.prepare(tune_dir, run.fingerprint)
             start = fp.warmup.epochs
         else:
             model.load_weights(warm_weights)
@@ -124,11 +115,9 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
         print(f"finetune: {layers_on} backbone layers unfrozen: {_trainable(model):,} trainable "
               "parameters")
         fit(fp.unfreeze, tune_dir, start, fp.warmup.epochs)
-    save(model, model_dir, preprocessor, train_split, params)
-    if best.exists():
-        with atomic_path(model_dir / "best.keras", suffix=".keras") as tmp:
-            shutil.copyfile(best, tmp)
-    resume.finish(tune_dir, fingerprint)
+    save(run, model, model_dir, preprocessor, train_split, params)
+    run.keep_best(model_dir / "best.keras")
+    run.finish(tune_dir)
     warm_weights.unlink(missing_ok=True)
     return model
 
@@ -140,9 +129,9 @@ def _trainable(model: keras.Model) -> int:
 class _Phases:
     """Runs one phase's ``model.fit`` with its own optimizer and backup, on a shared history."""
 
-    def __init__(self, model, train_data, val_data, live, best: Path, monitor: str, classes: int):
-        self.model, self.train_data, self.val_data = model, train_data, val_data
-        self.live, self.best, self.monitor, self.classes = live, best, monitor, classes
+    def __init__(self, run: TrainingRun, model, train_data, val_data, monitor: str, classes: int):
+        self.run, self.model, self.train_data, self.val_data = run, model, train_data, val_data
+        self.monitor, self.classes = monitor, classes
 
     def __call__(self, phase: PhaseParams, backup: Path, start: int, offset: int) -> None:
         """Epochs ``offset .. offset + phase.epochs`` of the run, resuming at ``start``."""
@@ -155,6 +144,5 @@ class _Phases:
         self.model.fit(
             data, steps_per_epoch=steps, epochs=end, initial_epoch=start, shuffle=False,
             validation_data=eval_data(self.val_data) if self.val_data else None, verbose=2,
-            callbacks=callbacks(self.live, backup, self.monitor, self.val_data is not None,
-                                best=self.best),
+            callbacks=self.run.callbacks(self.monitor, self.val_data is not None, backup=backup),
         )
