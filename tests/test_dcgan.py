@@ -145,14 +145,14 @@ def test_bad_size_names_the_key() -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["dcgan"]["image_size"] = [30, 30]
     params["dcgan"]["generator_filters"] = [16, 8, 4]
-    with pytest.raises(ParamsError, match=r"dcgan: size \[30, 30\] must be divisible by 8"):
+    with pytest.raises(ParamsError, match=r"dcgan: image_size \[30, 30\] must be divisible by 8"):
         validate(params)
 
 
 def test_dcgan_resumes_after_kill(tmp_path: Path) -> None:
     images, labels = blobs(1600, 16)
     write_arrays(tmp_path / "data" / "train.h5", images, labels, ["left", "right"])
-    write_params(tmp_path, size=[16, 16], epochs=3, batch_size=8)
+    write_params(tmp_path, image_size=[16, 16], epochs=3, batch_size=8)
     cmd = [sys.executable, "-m", "stages.dcgan", "--params", str(tmp_path / "params.yaml"),
            "--data", str(tmp_path / "data"), "--out", str(tmp_path / "model"),
            "--live", str(tmp_path / "live"), "--checkpoint", str(tmp_path / "ckpt")]
