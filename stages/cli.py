@@ -1,7 +1,9 @@
 """The ``cvpipe`` command: every stage as a subcommand, plus ``params`` and ``data`` tools.
 
-Subcommands are imported only when they run, so ``cvpipe --help`` and the stages that need no
-model never import Keras.
+Each command only parses its options, calls one library function and prints; failures end the
+one way :mod:`stages.common` describes (exit 2 for bad params or input, 1 with one line for a
+failed run, the traceback with ``CVPIPE_DEBUG=1``). Subcommands are imported only when they run,
+so ``cvpipe --help`` and the stages that need no model never import Keras.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-import math
 import sys
 from pathlib import Path
 
 import click
+
+from stages.common import StageGroup
 
 #: subcommand -> module whose ``cli`` it is. Stages first, in pipeline order.
 COMMANDS = {
@@ -35,7 +38,7 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(StageGroup):
     """A group that imports a subcommand's module only when that subcommand is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -131,12 +134,12 @@ def data_add(path: Path, name: str | None) -> None:
     small .dvc file, and `dvc push` sends the images to the remote.
     """
     from pipeline.tools.versioning import add_dataset
+    from stages.common import fail
 
     try:
         target = add_dataset(path, Path("data/raw") / (name or path.name))
     except (FileExistsError, RuntimeError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        fail(str(exc))
     click.echo(f"added {target} (tracked by {target}.dvc); set ingest.source.path: {target}")
 
 
@@ -154,9 +157,6 @@ def data_mnist(source: Path, out: Path) -> None:
     """
     from pipeline.data.idx import export_mnist
 
-    if out.exists() and any(out.iterdir()):
-        click.echo(f"error: {out} is not empty", err=True)
-        sys.exit(1)
     count = export_mnist(source, out)
     click.echo(f"wrote {count} images and {out / 'manifest.csv'}")
 
@@ -172,13 +172,13 @@ def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool
 
     MODEL_DIR is a folder written by the train stage (models/train): model.keras plus
     preprocess.json, so images are decoded, resized and normalised exactly as in training.
-    Unreadable images are listed on stderr and skipped.
+    Unreadable images are listed on stderr and skipped (exit 2 if none is readable).
 
     Example: cvpipe predict models/train data/embedded/digits/3 --top-k 3
     """
-    import os
+    from stages.common import quiet_backend
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_backend()
     from pipeline.tools.predict import predict as run_predict
 
     results, skipped = run_predict(model_dir, list(images), top_k)
@@ -192,8 +192,6 @@ def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool
     for result in results:
         shown = "  ".join(f"{label} {p:.3f}" for label, p in result.top)
         click.echo(f"{result.path}\t{shown}")
-    if not results:
-        sys.exit(1)
 
 
 @main.command()
@@ -211,21 +209,12 @@ def generate(model: Path, n: int, out: Path, seed: int, grid: bool) -> None:
 
     Example: cvpipe generate models/dcgan 64 samples/
     """
-    import os
+    from stages.common import quiet_backend
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    quiet_backend()
+    from pipeline.generative.dcgan import write_samples
 
-    from pipeline.generative.dcgan import GENERATOR, grid_image, sample, save_png
-
-    path = model / GENERATOR if model.is_dir() else model
-    if not path.is_file():
-        raise click.BadParameter(f"no {GENERATOR} in {model}", param_hint="MODEL")
-    images = sample(keras.models.load_model(path, compile=False), n, seed)
-    for i, image in enumerate(images):
-        save_png(image, out / f"sample_{i:04d}.png")
-    if grid:
-        save_png(grid_image(images, math.ceil(math.sqrt(n))), out / "grid.png")
+    write_samples(model, n, out, seed, grid)
     click.echo(f"wrote {n} images to {out}")
 
 
@@ -246,31 +235,20 @@ def upscale(source: Path, out: Path, scale: int | None, model_dir: Path) -> None
 
     Example: cvpipe upscale photo.jpg photo_x3.png --scale 3
     """
-    import os
+    from stages.common import quiet_backend
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from PIL import Image
+    quiet_backend()
+    from pipeline.generative.srcnn import upscale_files
 
-    from pipeline.generative import srcnn
-    from pipeline.io.atomic import atomic_path
-    from pipeline.io.images import list_images, read_images
-
-    network, meta = srcnn.load(model_dir)
-    factor = scale or int(meta["scale"])
-    if factor != meta["scale"]:
-        click.echo(f"note: the model was trained for x{meta['scale']}, used at x{factor}", err=True)
-    images, skipped = read_images(list_images(source))
-    for path, reason in skipped:
+    run = upscale_files(source, out, model_dir, scale)
+    if run.scale != run.trained_scale:
+        click.echo(f"note: the model was trained for x{run.trained_scale}, used at x{run.scale}",
+                   err=True)
+    for path, reason in run.skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
-    for path, rgb in images:
-        target = out / f"{path.stem}.png" if source.is_dir() else out
-        result = srcnn.upscale(network, rgb, factor, int(meta["border"]))
-        with atomic_path(target, suffix=target.suffix) as tmp:
-            Image.fromarray(result).save(tmp)
-        click.echo(f"{path} {rgb.shape[1]}x{rgb.shape[0]} -> {target} "
-                   f"{result.shape[1]}x{result.shape[0]}")
-    if not images:
-        sys.exit(1)
+    for done in run.written:
+        click.echo(f"{done.source} {done.before[0]}x{done.before[1]} -> {done.target} "
+                   f"{done.after[0]}x{done.after[1]}")
 
 
 @main.command()
@@ -291,21 +269,19 @@ def compare(a_rev: str, b_rev: str | None, fail_on: tuple[str, ...], patterns: t
 
     Example: cvpipe compare HEAD~1 HEAD --fail-on rank1:0.01
     """
-    from pipeline.tools.compare import Threshold, dvc_diff, markdown, select, violations
+    from pipeline.tools.compare import Threshold
+    from pipeline.tools.compare import compare as compare_revisions
+    from stages.common import fail
 
     try:
         thresholds = [Threshold.parse(text) for text in fail_on]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--fail-on") from None
     try:
-        metrics = dvc_diff("metrics", a_rev, b_rev, Path.cwd())
-        params = dvc_diff("params", a_rev, b_rev, Path.cwd())
-    except RuntimeError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo(markdown(select(metrics, patterns, not show_all), select(params, (), not show_all),
-                        a_rev, b_rev or "workspace"))
-    problems = violations(metrics, thresholds)
+        text, problems = compare_revisions(a_rev, b_rev, Path.cwd(), patterns, show_all, thresholds)
+    except RuntimeError as exc:  # dvc could not diff: most often a revision that does not exist
+        fail(str(exc), 2)
+    click.echo(text)
     for line in problems:
         click.echo(f"regression: {line}", err=True)
     if problems:
@@ -344,23 +320,21 @@ def search_queue(spec_path: Path, params_path: Path, run_now: bool, dry_run: boo
     `cvpipe search show SPEC` ranks the results. Example file: experiments/search.yaml.
     """
     import shlex
-    import subprocess
 
     from pipeline.config import ParamsError
-    from pipeline.tools.search import exp_run_command, trials
-    from stages.common import exit_listing
+    from pipeline.tools.search import TrialFailed, submit, trials
+    from stages.common import exit_listing, fail
 
     spec = _load_search(spec_path)
     try:
         sets = trials(spec, params_path)
     except ParamsError as exc:
         exit_listing("a trial is not valid params:", exc.lines)
-    for number, overrides in enumerate(sets, 1):
-        command = exp_run_command(spec, number, overrides, queue=not run_now)
-        click.echo(shlex.join(["dvc", *command[3:]]))
-        if not dry_run and subprocess.run(command).returncode != 0:
-            click.echo(f"error: trial {number} failed", err=True)
-            sys.exit(1)
+    try:
+        submit(spec, sets, queue=not run_now, dry_run=dry_run,
+               announce=lambda command: click.echo(shlex.join(command)))
+    except TrialFailed as exc:
+        fail(str(exc))
     if not dry_run and not run_now:
         click.echo(f"queued {len(sets)} experiments: run them with `dvc queue start`, then "
                    f"`cvpipe search show {spec_path}`")
@@ -372,13 +346,13 @@ def search_queue(spec_path: Path, params_path: Path, run_now: bool, dry_run: boo
 def search_show(spec_path: Path) -> None:
     """Rank SPEC's experiments by its validation metric, best first (Markdown table)."""
     from pipeline.tools.search import experiments, ranked, table_markdown
+    from stages.common import fail
 
     spec = _load_search(spec_path)
     try:
         rows = ranked(spec, experiments(Path.cwd()))
-    except RuntimeError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    except RuntimeError as exc:  # dvc exp show failed: not a DVC repository, most often
+        fail(str(exc), 2)
     if not rows:
         click.echo(f"no experiments named {spec.name}-* yet", err=True)
         sys.exit(1)

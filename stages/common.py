@@ -1,18 +1,117 @@
-"""What every stage script shares: the ``--params`` option and exiting cleanly on bad params."""
+"""What every stage script shares: the ``--params`` option and one way to fail.
+
+Every command is a :class:`Stage` (the ``cvpipe`` group a :class:`StageGroup`), so every failure
+ends the same way:
+
+* bad params or bad input (:class:`~pipeline.config.ParamsError`,
+  :class:`~pipeline.io.errors.InputError`, a missing file): exit 2, naming the dotted key or the
+  file;
+* anything else that goes wrong while running: exit 1 with one line on stderr,
+  ``error: <Type>: <message>``;
+* Click's own usage errors keep exit 2; ``SystemExit`` and Ctrl-C behave as usual.
+
+With ``CVPIPE_DEBUG=1`` the original traceback is printed too.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
-from pipeline.config import Params, ParamsError, load_params
+from pipeline.io.errors import InputError
+
+if TYPE_CHECKING:  # pipeline.config (pydantic) loads when a command runs, not for `cvpipe --help`
+    from pipeline.config import Params
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Environment variable that makes a failure print its traceback.
+DEBUG_VARIABLE = "CVPIPE_DEBUG"
+
+#: The longest message a runtime failure's one line carries (the traceback has the rest).
+MESSAGE_LIMIT = 400
+
+
+def debugging() -> bool:
+    """Whether ``CVPIPE_DEBUG`` asks for tracebacks (set, and not ``0``/``false``/``no``)."""
+    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+
+
+class Failure(click.ClickException):
+    """An exception turned into what the user sees: ``error: ...`` lines and an exit status."""
+
+    def __init__(self, lines: list[str], exit_code: int):
+        super().__init__(lines[0])
+        self.lines = lines
+        self.exit_code = exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.lines[0]}", err=file is None, file=file)
+        for line in self.lines[1:]:
+            click.echo(f"  {line}", err=file is None, file=file)
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` with its whitespace (newlines too) collapsed, cut at ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def failure(exc: Exception) -> Failure:
+    """What exception ``exc`` looks like to the user; see the module docstring."""
+    from pipeline.config import ParamsError
+
+    if isinstance(exc, ParamsError):
+        if len(exc.lines) == 1:
+            return Failure([f"invalid params: {exc.lines[0]}"], 2)
+        return Failure(["invalid params:", *exc.lines], 2)
+    if isinstance(exc, InputError):
+        return Failure([exc.message, *exc.lines], 2)
+    if isinstance(exc, FileNotFoundError):
+        name = exc.filename if exc.filename is not None else one_line(str(exc))
+        return Failure([f"no such file or folder: {name}"], 2)
+    message = one_line(str(exc))
+    line = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    if not debugging():
+        line += f" (set {DEBUG_VARIABLE}=1 for the traceback)"
+    return Failure([line], 1)
+
+
+def _passes_through(exc: Exception) -> bool:
+    """Exceptions Click itself turns into output and an exit status (usage errors, --help...)."""
+    if isinstance(exc, click.ClickException | click.exceptions.Exit | click.Abort):
+        return True
+    return isinstance(exc, OSError) and exc.errno == errno.EPIPE  # `cvpipe ... | head`
+
+
+class OneWayToFail:
+    """Mixin for Click commands: any exception while the command runs becomes a :class:`Failure`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)  # type: ignore[misc]
+        except Exception as exc:
+            if _passes_through(exc):
+                raise
+            if debugging():
+                traceback.print_exception(exc)
+            raise failure(exc) from exc
+
+
+class Stage(OneWayToFail, click.Command):
+    """A stage's command (``@click.command(cls=Stage)``): fails in the one way described above."""
+
+
+class StageGroup(OneWayToFail, click.Group):
+    """A command group whose subcommands (and their subcommands) fail in the one way."""
+
 
 params_option = click.option(
     "--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -50,6 +149,8 @@ def training_outputs(model: str, live: str, checkpoint: str, checkpoint_help: st
 
 def load_or_exit(path: Path) -> Params:
     """Validate the whole params file; on any error print each dotted key and exit with 2."""
+    from pipeline.config import ParamsError, load_params
+
     try:
         return load_params(path)
     except ParamsError as exc:
@@ -64,8 +165,8 @@ def exit_listing(title: str, lines: list[str], code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def fail(message: str, code: int = 1) -> None:
-    """Print ``message`` as an error and exit (nothing further is written)."""
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``message`` as an error and exit: 2 for bad params or input, 1 for a failed run."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -76,11 +177,11 @@ def quiet_backend() -> None:
 
 
 def images_or_exit(section: str, folder: str, pattern: str) -> list[Path]:
-    """The image files ``<section>.images`` and ``<section>.glob`` name; exit 1 if there are none."""
+    """The image files ``<section>.images`` and ``<section>.glob`` name; exit 2 if there are none."""
     from pipeline.io.images import list_images
 
     paths = list_images(folder, pattern)
     if not paths:
         exit_listing(f"{section}: no images",
-                     [f"{section}.images: {folder} has no image files matching {pattern!r}"], 1)
+                     [f"{section}.images: {folder} has no image files matching {pattern!r}"])
     return paths

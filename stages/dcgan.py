@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stages.common import (
+    Stage,
     fail,
     hdf5_option,
     load_or_exit,
@@ -16,7 +17,7 @@ from stages.common import (
 )
 
 
-@click.command(name="dcgan")
+@click.command(name="dcgan", cls=Stage)
 @params_option
 @hdf5_option
 @training_outputs("models/dcgan", "results/dcgan", "models/dcgan_checkpoint",

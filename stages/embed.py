@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from stages.common import load_or_exit, params_option
+from stages.common import Stage, load_or_exit, params_option
 
 
-@click.command(name="embed")
+@click.command(name="embed", cls=Stage)
 @params_option
 def cli(params_path: Path) -> None:
     """Write scikit-learn's digits as a class-folder dataset, and its sample photos.

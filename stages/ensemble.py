@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from stages.common import fail, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, fail, load_or_exit, params_option, quiet_backend
 
 
-@click.command(name="ensemble")
+@click.command(name="ensemble", cls=Stage)
 @params_option
 @click.option("--members", type=click.Path(file_okay=False, path_type=Path),
               default="models/members", show_default=True,
@@ -36,7 +36,7 @@ def cli(params_path: Path, members: Path, data: Path, features: Path, out: Path)
     missing = [str(folder) for folder in folders.values() if not folder.is_dir()]
     if missing:
         fail(f"trained models missing: {', '.join(missing)} (train the members first: "
-             "dvc repro ensemble)")
+             "dvc repro ensemble)", 2)
     quiet_backend()
     from pipeline.evaluate.ensemble import average, member_scores, predict_members, summary
     from pipeline.evaluate.evaluation import score_prediction, write_outputs

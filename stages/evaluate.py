@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from pipeline.transfer.logreg import MODEL
-from stages.common import load_or_exit, params_option, quiet_backend
+from stages.common import Stage, load_or_exit, params_option, quiet_backend
 
 
-@click.command(name="evaluate")
+@click.command(name="evaluate", cls=Stage)
 @params_option
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default="models/train", show_default=True,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from stages.common import fail, hdf5_option, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, fail, hdf5_option, load_or_exit, params_option, quiet_backend
 
 
-@click.command(name="extract_features")
+@click.command(name="extract_features", cls=Stage)
 @params_option
 @hdf5_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/features",
@@ -34,10 +34,10 @@ def cli(params_path: Path, data: Path, out: Path) -> None:
     configure_backend(params.base.seed, deterministic=True)
     try:
         body = backbones.build(bp.name, bp.weights, tuple(bp.image_size), bp.alpha)
-    except backbones.WeightsUnavailable as exc:
-        fail(str(exc))
-    except ValueError as exc:
-        fail(f"backbone {bp.name}: {exc}")
+    except backbones.WeightsUnavailable:
+        raise  # names backbone.weights and the file: exit 2
+    except ValueError as exc:  # Keras refusing the image size or alpha
+        fail(f"backbone {bp.name}: {exc}", 2)
     model = feature_model(body, ep.pooling)
     preprocessor = Preprocessor(size=tuple(bp.image_size), rgb=True, backbone=bp.name)
     attrs = {"backbone": bp.name, "weights": bp.weights, "size": list(bp.image_size),

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from stages.common import (
-    fail,
+    Stage,
     hdf5_option,
     load_or_exit,
     params_option,
@@ -16,7 +16,7 @@ from stages.common import (
 )
 
 
-@click.command(name="finetune")
+@click.command(name="finetune", cls=Stage)
 @params_option
 @hdf5_option
 @training_outputs("models/finetune", "results/finetune", "models/finetune_checkpoint",
@@ -32,13 +32,9 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     """
     params = load_or_exit(params_path)
     quiet_backend()
-    from pipeline.models.backbones import WeightsUnavailable
     from pipeline.transfer.finetune import finetune
 
-    try:
-        finetune(params, data, out, live_dir, checkpoint_dir)
-    except WeightsUnavailable as exc:
-        fail(str(exc))
+    finetune(params, data, out, live_dir, checkpoint_dir)
     click.echo(f"finetune: saved {out / 'model.keras'}")
 
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from stages.common import fail, hdf5_option, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, fail, hdf5_option, load_or_exit, params_option, quiet_backend
 
 
-@click.command(name="gan_score")
+@click.command(name="gan_score", cls=Stage)
 @params_option
 @hdf5_option
 @click.option("--generator", "generator_dir", type=click.Path(file_okay=False, exists=True,

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from stages.common import load_or_exit, params_option
+from stages.common import Stage, load_or_exit, params_option
 
 
-@click.command(name="hdf5")
+@click.command(name="hdf5", cls=Stage)
 @params_option
 @click.option("--splits", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default="data/split", show_default=True, help="Folder written by the split stage.")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from stages.common import fail, load_or_exit, params_option
+from stages.common import Stage, fail, load_or_exit, params_option
 
 
-@click.command(name="ingest")
+@click.command(name="ingest", cls=Stage)
 @params_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/ingest",
               show_default=True, help="Folder for manifest.csv and classes.json.")
@@ -27,10 +27,7 @@ def cli(params_path: Path, out: Path, reports: Path) -> None:
     params = load_or_exit(params_path)
     from pipeline.data.ingest import TooManyRejects, check_rejects, ingest, write_manifest, write_reports
 
-    try:
-        result = ingest(params.ingest)
-    except ValueError as exc:
-        fail(str(exc))
+    result = ingest(params.ingest)
     write_reports(result, reports)
     summary = result.summary()
     click.echo(
@@ -40,7 +37,7 @@ def cli(params_path: Path, out: Path, reports: Path) -> None:
     )
     try:
         check_rejects(result, params.ingest)
-    except (TooManyRejects, ValueError) as exc:
+    except TooManyRejects as exc:
         fail(str(exc))
     write_manifest(result, out)
 

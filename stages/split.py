@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from stages.common import load_or_exit, params_option
+from stages.common import Stage, load_or_exit, params_option
 
 
-@click.command(name="split")
+@click.command(name="split", cls=Stage)
 @params_option
 @click.option("--manifest", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default="data/ingest/manifest.csv", show_default=True)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from stages.common import load_or_exit, params_option, quiet_backend, training_outputs
+from stages.common import Stage, load_or_exit, params_option, quiet_backend, training_outputs
 
 
-@click.command(name="srcnn")
+@click.command(name="srcnn", cls=Stage)
 @params_option
 @click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default="data/srcnn", show_default=True, help="Folder written by srcnn_data.")
@@ -27,10 +27,7 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     quiet_backend()
     from pipeline.generative.srcnn import train
 
-    try:
-        train(params, data, out, live_dir, checkpoint_dir)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    train(params, data, out, live_dir, checkpoint_dir)
     click.echo(f"srcnn: saved {out / 'model.keras'}")
 
 

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
-from stages.common import exit_listing, images_or_exit, load_or_exit, params_option
+from pipeline.io.errors import InputError
+from stages.common import Stage, exit_listing, images_or_exit, load_or_exit, params_option
 
 
-@click.command(name="srcnn_data")
+@click.command(name="srcnn_data", cls=Stage)
 @params_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/srcnn",
               show_default=True, help="Folder for train.h5, val.h5 and patches.json.")
@@ -29,8 +30,8 @@ def cli(params_path: Path, out: Path) -> None:
     try:
         record = write_patches(paths, out, sd.scale, sd.patch_size, sd.stride,
                                border(params.srcnn.kernels), sd.val, params.base.seed)
-    except ValueError as exc:
-        exit_listing("srcnn_data: nothing to train on", [str(exc)], 1)
+    except InputError as exc:
+        exit_listing("srcnn_data: nothing to train on", [str(exc), *exc.lines])
     for path, reason in record["skipped"]:
         click.echo(f"skipped {path}: {reason}", err=True)
     click.echo(f"srcnn_data: {record['train']:,} train and {record['val']:,} val sub-images "

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from stages.common import (
+    Stage,
     exit_listing,
     images_or_exit,
     load_or_exit,
@@ -15,7 +16,7 @@ from stages.common import (
 )
 
 
-@click.command(name="srcnn_evaluate")
+@click.command(name="srcnn_evaluate", cls=Stage)
 @params_option
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default="models/srcnn", show_default=True, help="Folder written by the srcnn stage.")
@@ -33,14 +34,15 @@ def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     quiet_backend()
     from pipeline.generative import srcnn
     from pipeline.io.atomic import write_json
+    from pipeline.io.errors import InputError
     from pipeline.io.tables import write_csv
 
     ev = params.srcnn_evaluate
     paths = images_or_exit("srcnn_evaluate", ev.images, ev.glob)
     try:
         result = srcnn.evaluate(model_dir, paths, ev.scale)
-    except ValueError as exc:
-        exit_listing("srcnn_evaluate: nothing to score", [str(exc)], 1)
+    except InputError as exc:
+        exit_listing("srcnn_evaluate: nothing to score", [str(exc), *exc.lines])
     for path, reason in result["skipped"]:
         click.echo(f"skipped {path}: {reason}", err=True)
     srcnn.crops_png(result.pop("shown"), ev.crop, out / "crops.png")

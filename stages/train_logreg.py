@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from stages.common import load_or_exit, params_option
+from stages.common import Stage, load_or_exit, params_option
 
 
-@click.command(name="train_logreg")
+@click.command(name="train_logreg", cls=Stage)
 @params_option
 @click.option("--features", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default="data/features", show_default=True,

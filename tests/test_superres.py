@@ -181,6 +181,6 @@ def test_no_matching_images_exits_naming_the_key(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = CliRunner().invoke(main, ["srcnn_data", "--params", str(tmp_path / "params.yaml"),
                                        "--out", str(tmp_path / "data")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "srcnn_data.images" in result.output and "'*.png'" in result.output
     assert not (tmp_path / "data").exists()

@@ -89,7 +89,7 @@ def test_imagenet_weights_offline_fail_fast_naming_the_fix(tmp_path: Path) -> No
         cwd=tmp_path, env={**env(), "KERAS_HOME": str(tmp_path / "keras")},
         capture_output=True, text=True, timeout=120,
     )
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "mobilenet_2_5_128_tf_no_top.h5" in done.stderr
     assert "backbone.weights" in done.stderr and "never downloads" in done.stderr
     assert time.monotonic() - began < 60

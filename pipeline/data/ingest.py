@@ -11,6 +11,7 @@ from pipeline.config import IngestParams
 from pipeline.data.parallel import ordered_map
 from pipeline.data.sources import Candidate, Skip, discover, display_path
 from pipeline.io import atomic
+from pipeline.io.errors import InputError
 from pipeline.io.images import ImageInfo, RejectedImage, inspect
 from pipeline.io.tables import write_csv
 
@@ -89,7 +90,7 @@ def _row(cand: Candidate, info: ImageInfo) -> dict[str, object]:
 
 
 def check_rejects(result: IngestResult, params: IngestParams) -> None:
-    """Raise :class:`TooManyRejects` or ``ValueError`` when the result is not usable."""
+    """Raise :class:`TooManyRejects`, or :class:`InputError` for fewer than two classes."""
     summary = result.summary()
     if summary["reject_fraction"] > params.max_reject_fraction:
         raise TooManyRejects(
@@ -98,7 +99,7 @@ def check_rejects(result: IngestResult, params: IngestParams) -> None:
             f"{params.max_reject_fraction:g}; see the rejects report for each file and reason"
         )
     if len(result.classes) < 2:
-        raise ValueError(
+        raise InputError(
             f"found {len(result.classes)} class(es) in {params.source.path}; need at least 2 "
             f"(check ingest.source.kind and ingest.source.pattern)"
         )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.config import SourceParams
+from pipeline.io.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def from_folders(root: Path, extensions: set[str]) -> tuple[list[Candidate], lis
     """One sub-folder per class; every file below it (at any depth) belongs to that class."""
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise ValueError(f"{root} has no class sub-folders (kind: folder expects root/<label>/...)")
+        raise InputError(f"{root} has no class sub-folders (kind: folder expects root/<label>/...)")
     return _by_extension(
         [(path, folder.name) for folder in classes for path in _files(folder, True)], extensions
     )
@@ -89,7 +90,7 @@ def from_csv(manifest: Path, extensions: set[str]) -> tuple[list[Candidate], lis
         reader = csv.DictReader(handle)
         missing = {"path", "label"} - set(reader.fieldnames or [])
         if missing:
-            raise ValueError(f"{manifest} needs columns path,label; missing {sorted(missing)}")
+            raise InputError(f"{manifest} needs columns path,label; missing {sorted(missing)}")
         for line, row in enumerate(reader, start=2):
             raw, label = (row["path"] or "").strip(), (row["label"] or "").strip()
             split = (row.get("split") or "").strip()
@@ -117,11 +118,11 @@ def discover(source: SourceParams, extensions: list[str]) -> tuple[list[Candidat
         if root.is_dir():
             root = root / source.manifest
         if not root.is_file():
-            raise ValueError(f"ingest.source.path: kind csv needs a CSV file or a folder with "
+            raise InputError(f"ingest.source.path: kind csv needs a CSV file or a folder with "
                              f"{source.manifest}, got {root}")
         found, skipped = from_csv(root, exts)
     elif not root.is_dir():
-        raise ValueError(f"ingest.source.path: kind {source.kind} needs a folder, got {root}")
+        raise InputError(f"ingest.source.path: kind {source.kind} needs a folder, got {root}")
     elif source.kind == "folder":
         found, skipped = from_folders(root, exts)
     else:

@@ -14,6 +14,7 @@ Adams with the paper's settings). The gradient code is the only per-backend part
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import keras
 import numpy as np
 
 from pipeline.config import DcganParams
+from pipeline.io.errors import InputError
 from pipeline.io.hdf5 import Split
 from pipeline.train.loader import HDF5Loader
 from pipeline.train.preprocess import Preprocessor
@@ -234,3 +236,26 @@ def save_png(array: np.ndarray, target: Path, scale: int = 1) -> None:
         image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     with atomic_path(target, suffix=".png") as tmp:
         image.save(tmp, format="PNG")
+
+
+def write_samples(model: Path, n: int, out: Path, seed: int = 0, grid: bool = True) -> list[Path]:
+    """Sample ``n`` images from a trained generator into ``out``; return the files written.
+
+    ``model`` is the folder the dcgan stage wrote or its ``generator.keras``. Writes
+    ``out/sample_0000.png`` ... at the generator's size, and ``out/grid.png`` (all ``n`` tiled)
+    if ``grid``; the same ``seed`` gives the same images. :class:`InputError` if there is no
+    generator.
+    """
+    model = Path(model)
+    path = model / GENERATOR if model.is_dir() else model
+    if not path.is_file():
+        raise InputError(f"no {GENERATOR} in {model} (the dcgan stage writes it)")
+    images = sample(keras.models.load_model(path, compile=False), n, seed)
+    written = []
+    for i, image in enumerate(images):
+        written.append(out / f"sample_{i:04d}.png")
+        save_png(image, written[-1])
+    if grid:
+        written.append(out / "grid.png")
+        save_png(grid_image(images, math.ceil(math.sqrt(n))), written[-1])
+    return written

@@ -7,6 +7,7 @@ squared error. Colour channels are upscaled bicubically, as in the paper.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ import numpy as np
 from pipeline.config import Params
 from pipeline.generative import superres
 from pipeline.io.atomic import atomic_path, read_json, write_json
-from pipeline.io.images import read_images
+from pipeline.io.errors import InputError
+from pipeline.io.images import list_images, read_images
 from pipeline.train import resume
 from pipeline.train.schedules import optimizer_named
 
@@ -56,7 +58,7 @@ def train(params: Params, data_dir: Path, model_dir: Path, live_dir: Path,
     meta = read_json(data_dir / "patches.json")
     edge = superres.border(sp.kernels)
     if meta["border"] != edge:
-        raise ValueError(f"{data_dir} was cut for a network losing {meta['border']} pixels per "
+        raise InputError(f"{data_dir} was cut for a network losing {meta['border']} pixels per "
                          f"side; srcnn.kernels {list(sp.kernels)} lose {edge}: re-run srcnn_data")
     x, y = _read(data_dir / "train.h5")
     val = _read(data_dir / "val.h5") if (data_dir / "val.h5").exists() else None
@@ -85,9 +87,13 @@ def train(params: Params, data_dir: Path, model_dir: Path, live_dir: Path,
 
 
 def load(model_dir: Path) -> tuple[keras.Model, dict[str, Any]]:
-    """A trained SRCNN and its metadata (``scale``, ``border``)."""
-    model = keras.models.load_model(Path(model_dir) / MODEL, compile=False)
-    return model, read_json(Path(model_dir) / META)
+    """A trained SRCNN and its metadata (``scale``, ``border``); :class:`InputError` if absent."""
+    model_dir = Path(model_dir)
+    for name in (MODEL, META):
+        if not (model_dir / name).is_file():
+            raise InputError(f"no {name} in {model_dir} (the srcnn stage writes it)")
+    model = keras.models.load_model(model_dir / MODEL, compile=False)
+    return model, read_json(model_dir / META)
 
 
 def restore(model: keras.Model, channel: np.ndarray, edge: int) -> np.ndarray:
@@ -106,6 +112,58 @@ def upscale(model: keras.Model, rgb: np.ndarray, scale: int, edge: int) -> np.nd
     h, w = rgb.shape[:2]
     big = superres.bicubic_rgb(rgb, w * scale, h * scale)
     return superres.replace_luminance(big, restore(model, superres.luminance(big), edge))
+
+
+@dataclass(frozen=True)
+class Upscaled:
+    """One enlarged image: where it came from and went, and both sizes as ``(width, height)``."""
+
+    source: Path
+    target: Path
+    before: tuple[int, int]
+    after: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class UpscaleRun:
+    """What :func:`upscale_files` did: the factor used, the model's own, each image, the skipped."""
+
+    scale: int
+    trained_scale: int
+    written: list[Upscaled]
+    skipped: list[tuple[str, str]]
+
+
+def upscale_files(source: Path, out: Path, model_dir: Path, scale: int | None = None) -> UpscaleRun:
+    """Enlarge the image ``source`` into the file ``out``, or every image of the folder ``source``
+    into the folder ``out`` (one PNG each), with the SRCNN in ``model_dir``.
+
+    ``scale`` defaults to the factor the model was trained for. Unreadable images are skipped
+    and listed; :class:`InputError` if none is readable or ``out``'s extension is no format.
+    """
+    from PIL import Image
+
+    source, out = Path(source), Path(out)
+    if not source.is_dir() and out.suffix.lower() not in Image.registered_extensions():
+        raise InputError(f"{out}: {out.suffix or 'no extension'} is not an image format "
+                         "(OUT's extension picks it, e.g. .png)")
+    paths = list_images(source)
+    if not paths:
+        raise InputError(f"{source} has no image files")
+    network, meta = load(model_dir)
+    factor = scale or int(meta["scale"])
+    images, skipped = read_images(paths)
+    if not images:
+        raise InputError(f"no readable image in {source}", [f"{p}: {why}" for p, why in skipped])
+    written = []
+    for path, rgb in images:
+        target = out / f"{path.stem}.png" if source.is_dir() else out
+        result = upscale(network, rgb, factor, int(meta["border"]))
+        with atomic_path(target, suffix=target.suffix) as tmp:
+            Image.fromarray(result).save(tmp)
+        written.append(Upscaled(path, target, (rgb.shape[1], rgb.shape[0]),
+                                (result.shape[1], result.shape[0])))
+    return UpscaleRun(factor, int(meta["scale"]), written, skipped)
 
 
 def score_image(model: keras.Model, rgb: np.ndarray, scale: int, edge: int) -> dict[str, Any]:
@@ -128,10 +186,10 @@ def score_image(model: keras.Model, rgb: np.ndarray, scale: int, edge: int) -> d
 
 def evaluate(model_dir: Path, paths: list[Path], scale: int) -> dict[str, Any]:
     """Score every readable image; means over images as in the paper's tables."""
-    model, meta = load(model_dir)
     images, skipped = read_images(paths)
     if not images:
-        raise ValueError("no readable test images")
+        raise InputError("no readable test images", [f"{path}: {why}" for path, why in skipped])
+    model, meta = load(model_dir)
     rows, shown = [], []
     for path, rgb in images:
         result = score_image(model, rgb, scale, int(meta["border"]))

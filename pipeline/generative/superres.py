@@ -128,6 +128,7 @@ def write_patches(paths: list[Path], out: Path, scale: int, size: int, stride: i
     from tqdm import tqdm
 
     from pipeline.io.atomic import atomic_path, write_json
+    from pipeline.io.errors import InputError
     from pipeline.io.images import read_images
 
     images, skipped = read_images(paths)
@@ -135,7 +136,7 @@ def write_patches(paths: list[Path], out: Path, scale: int, size: int, stride: i
              for _, rgb in tqdm(images, desc="sub-images", unit="image", disable=len(images) < 5)]
     parts = [p for p in parts if len(p.inputs)]
     if not parts:
-        raise ValueError(f"no image is at least {size}x{size} pixels: no sub-images")
+        raise InputError(f"no image is at least {size}x{size} pixels: no sub-images")
     inputs = np.concatenate([p.inputs for p in parts])
     labels = np.concatenate([p.labels for p in parts])
     order = np.random.default_rng(seed).permutation(len(inputs))

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.io.errors import InputError
 from pipeline.models import BACKBONES, WITH_ALPHA
 
 
-class WeightsUnavailable(RuntimeError):
-    """ImageNet weights were asked for but are not on this machine."""
+class WeightsUnavailable(InputError, RuntimeError):
+    """ImageNet weights were asked for but are not on this machine (``backbone.weights``)."""
 
 
 @contextlib.contextmanager

@@ -119,3 +119,15 @@ def markdown(metrics: list[Row], params: list[Row], a_label: str, b_label: str) 
     else:
         lines.append("No param differences.")
     return "\n".join(lines) + "\n"
+
+
+def compare(a_rev: str, b_rev: str | None, repo: Path, patterns: tuple[str, ...] = (),
+            show_all: bool = False, thresholds: list[Threshold] | None = None
+            ) -> tuple[str, list[str]]:
+    """The Markdown tables from ``a_rev`` to ``b_rev`` (None: the workspace), and one line per
+    threshold broken. ``patterns`` filter the metrics; unchanged rows only with ``show_all``."""
+    metrics = dvc_diff("metrics", a_rev, b_rev, repo)
+    params = dvc_diff("params", a_rev, b_rev, repo)
+    text = markdown(select(metrics, patterns, not show_all), select(params, (), not show_all),
+                    a_rev, b_rev or "workspace")
+    return text, violations(metrics, thresholds or [])

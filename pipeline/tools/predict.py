@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.io.errors import InputError
 from pipeline.io.images import RejectedImage, expand, load
 
 
@@ -18,11 +19,17 @@ class Prediction:
 
 def predict(model_dir: Path, paths: list[Path], top_k: int = 5,
             batch_size: int = 64) -> tuple[list[Prediction], list[tuple[str, str]]]:
-    """Predictions for the readable images, and ``(path, reason)`` for those that were skipped."""
+    """Predictions for the readable images, and ``(path, reason)`` for those that were skipped.
+
+    :class:`InputError` if ``model_dir`` lacks the train stage's files or no image is readable.
+    """
     import keras
 
     from pipeline.train.preprocess import load_spec
 
+    for name in ("model.keras", "preprocess.json"):
+        if not (model_dir / name).is_file():
+            raise InputError(f"no {name} in {model_dir} (the train stage writes it)")
     preprocessor, spec = load_spec(model_dir / "preprocess.json")
     model = keras.models.load_model(model_dir / "model.keras", compile=False)
     classes: list[str] = spec["classes"]
@@ -37,7 +44,7 @@ def predict(model_dir: Path, paths: list[Path], top_k: int = 5,
         except (OSError, ValueError, SyntaxError) as exc:
             skipped.append((str(path), f"unreadable: {exc}"))
     if not arrays:
-        return [], skipped
+        raise InputError("no readable image", [f"{path}: {reason}" for path, reason in skipped])
     probabilities = model.predict(preprocessor(np.stack(arrays)), batch_size=batch_size, verbose=0)
     k = min(top_k, len(classes))
     results = []

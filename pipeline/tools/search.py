@@ -15,6 +15,7 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -143,6 +144,24 @@ def exp_run_command(spec: SearchSpec, number: int, overrides: dict[str, Any],
     return [sys.executable, "-m", "dvc", "exp", "run", mode, spec.target,
             "-n", experiment_name(spec, number), *set_args(overrides)]
 
+
+
+class TrialFailed(RuntimeError):
+    """``dvc exp run`` exited non-zero for a trial."""
+
+
+def submit(spec: SearchSpec, sets: list[dict[str, Any]], queue: bool, dry_run: bool = False,
+           announce: Callable[[list[str]], None] = print) -> None:
+    """Queue (or, ``queue`` false, run now) one ``dvc exp run`` per trial in ``sets``.
+
+    ``announce`` receives each command (as ``dvc ...``) before it runs; ``dry_run`` only
+    announces. Raises :class:`TrialFailed` at the first trial that fails.
+    """
+    for number, overrides in enumerate(sets, 1):
+        command = exp_run_command(spec, number, overrides, queue=queue)
+        announce(["dvc", *command[3:]])
+        if not dry_run and subprocess.run(command).returncode != 0:
+            raise TrialFailed(f"trial {number} failed")
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(data, dict):
