@@ -26,8 +26,8 @@ def cli(params_path: Path, data: Path, out: Path) -> None:
     quiet_backend()
     from pipeline.data.split import SPLITS
     from pipeline.models import backbones
+    from pipeline.train.lifecycle import configure_backend
     from pipeline.train.preprocess import Preprocessor
-    from pipeline.train.training import configure_backend
     from pipeline.transfer.features import extract, feature_model
 
     bp, ep = params.backbone, params.extract_features

@@ -20,7 +20,6 @@ from pipeline.generative import superres
 from pipeline.io.atomic import atomic_path, read_json, write_json
 from pipeline.io.errors import InputError
 from pipeline.io.images import list_images, read_images
-from pipeline.train import resume
 from pipeline.train.schedules import optimizer_named
 
 MODEL = "model.keras"
@@ -50,11 +49,10 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def train(params: Params, data_dir: Path, model_dir: Path, live_dir: Path,
           checkpoint_dir: Path) -> keras.Model:
     """Fit SRCNN on ``data_dir/train.h5`` (monitoring ``val.h5``), resuming after a kill."""
-    from pipeline.train.history import live_run
-    from pipeline.train.training import callbacks, configure_backend
+    from pipeline.train.lifecycle import TrainingRun
 
     sp = params.srcnn
-    configure_backend(params.base.seed, sp.deterministic)
+    run = TrainingRun("srcnn", checkpoint_dir, live_dir, params.base.seed, sp.deterministic)
     meta = read_json(data_dir / "patches.json")
     edge = superres.border(sp.kernels)
     if meta["border"] != edge:
@@ -67,22 +65,18 @@ def train(params: Params, data_dir: Path, model_dir: Path, live_dir: Path,
     model.compile(optimizer_named(sp.optimizer, sp.lr), "mse", metrics=[psnr])
     print(f"srcnn: {model.count_params():,} parameters, {len(x):,} sub-images "
           f"({x.shape[1]} px in, {y.shape[1]} px out), x{meta['scale']}")
-    fingerprint = resume.fingerprint({"srcnn": sp.model_dump(mode="json")}, params.base.seed,
-                                     model, data_dir / "train.h5")
-    initial_epoch, why = resume.prepare(checkpoint_dir, fingerprint)
-    print(f"srcnn: {why}")
-    with live_run(live_dir, initial_epoch) as live:
-        live.summary["parameters"] = int(model.count_params())
-        live.summary["bicubic_psnr"] = meta["bicubic_psnr"]  # the sub-images' baseline
+    run.identify({"srcnn": sp.model_dump(mode="json")}, model, data_dir / "train.h5")
+    initial_epoch = run.resume()
+    # bicubic_psnr: the sub-images' baseline
+    with run.logging(initial_epoch, parameters=int(model.count_params()),
+                     bicubic_psnr=meta["bicubic_psnr"]):
         model.fit(x, y, batch_size=sp.batch_size, epochs=sp.epochs, initial_epoch=initial_epoch,
                   validation_data=val if has_val else None, shuffle=True, verbose=2,
-                  callbacks=callbacks(live, checkpoint_dir, "val_loss", has_val=has_val,
-                                      panels=("loss", "psnr")))
-    with atomic_path(model_dir / MODEL, suffix=".keras") as tmp:
-        model.save(tmp)
+                  callbacks=run.callbacks("val_loss", has_val=has_val, panels=("loss", "psnr")))
+    run.save(model, model_dir / MODEL)
     write_json(model_dir / META, {"scale": meta["scale"], "border": edge, "channel": "Y (BT.601)",
                                   "filters": list(sp.filters), "kernels": list(sp.kernels)})
-    resume.finish(checkpoint_dir, fingerprint)
+    run.finish()
     return model
 
 
