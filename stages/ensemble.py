@@ -26,9 +26,10 @@ def cli(params_path: Path, members: Path, data: Path, features: Path, out: Path)
     """Score the ensemble of ``ensemble.members`` (trained by the train_member stages) and
     ``ensemble.models`` (any trained model folders) on ``evaluate.split``.
 
-    Writes ``metrics.json`` (the ensemble's rank-1/rank-5 and per-class precision/recall, each
-    member's rank-1/rank-5, and the gain over the best member), and the ensemble's report,
-    ``predictions.csv``, ``confusion.png`` and ``misclassified.png`` like the evaluate stage.
+    Writes ``metrics.json`` (the ensemble's rank-1/rank-5, the best member's rank-1 and the
+    gain over it), ``report.json`` (per-class report, confusion matrix, and each member's
+    rank-1/rank-5 under ``members``), ``predictions.csv``, ``confusion.png`` and
+    ``misclassified.png`` like the evaluate stage.
     """
     params = load_or_exit(params_path)
     folders = {name: members / name for name in params.ensemble.members}
@@ -38,7 +39,13 @@ def cli(params_path: Path, members: Path, data: Path, features: Path, out: Path)
         fail(f"trained models missing: {', '.join(missing)} (train the members first: "
              "dvc repro ensemble)", 2)
     quiet_backend()
-    from pipeline.evaluate.ensemble import average, member_scores, predict_members, summary
+    from pipeline.evaluate.ensemble import (
+        average,
+        best_member,
+        member_scores,
+        predict_members,
+        summary,
+    )
     from pipeline.evaluate.evaluation import score_prediction, write_outputs
 
     split = params.evaluate.split
@@ -46,9 +53,11 @@ def cli(params_path: Path, members: Path, data: Path, features: Path, out: Path)
     mean = average(predictions)
     result = score_prediction(mean)
     result.update(prediction=mean, images=data / f"{split}.h5")
-    result["metrics"] = summary(member_scores(predictions), result["metrics"])
+    scored = member_scores(predictions)
+    result["metrics"] = summary(scored, result["metrics"])
+    result["details"] = {"members": scored, "best_member": best_member(scored)}
     metrics = write_outputs(result, out, split, params.evaluate.misclassified)
-    for name, row in metrics["members"].items():
+    for name, row in scored.items():
         click.echo(f"ensemble: member {name}: rank1 {row['rank1']:.4f}")
     click.echo(f"ensemble: {len(folders)} models on {split}: rank1 {metrics['rank1']:.4f} "
                f"({metrics['rank1_gain_over_best']:+.4f} over the best member)")

@@ -26,11 +26,12 @@ from stages.common import Stage, load_or_exit, params_option, quiet_backend
 def cli(params_path: Path, model_dir: Path, data: Path, images: Path, out: Path) -> None:
     """Score the trained model on ``evaluate.split`` (the test split by default).
 
-    Writes ``metrics.json`` (rank-1, rank-5 when there are more than 5 classes, per-class
-    precision and recall, the 10-crop scores under ``oversampled`` and the error of every
-    split under ``diagnosis``; git-tracked so ``dvc metrics diff`` compares commits),
-    ``report.txt``/``report.json``, ``predictions.csv`` (the confusion-matrix DVC plot),
-    ``confusion.png``, ``misclassified.png`` and ``diagnosis.md`` (Ng's bias/variance table).
+    Writes ``metrics.json`` (the headline: rank-1, rank-5 when there are more than 5 classes,
+    the 10-crop scores under ``oversampled`` and the bias/variance gaps under ``diagnosis``;
+    git-tracked so ``dvc metrics diff`` compares commits), ``report.json`` (per-class
+    precision/recall/F1, the confusion matrix, each split's error under ``diagnosis``),
+    ``report.txt``, ``predictions.csv`` (the confusion-matrix DVC plot), ``confusion.png``,
+    ``misclassified.png`` and ``diagnosis.md`` (Ng's bias/variance table).
     """
     params = load_or_exit(params_path)
     quiet_backend()

@@ -24,7 +24,8 @@ def cli(params_path: Path, data: Path, generator_dir: Path, out: Path) -> None:
     Reports the mean confidence, the classes hit and the entropy (bits) of the predicted-class
     histogram, next to the same numbers for the real images of ``gan_score.real_split``: a GAN
     that covers every class evenly with recognisable images comes close to the real row; mode
-    collapse shows as few classes and low entropy.
+    collapse shows as few classes and low entropy. The class count and the entropy's maximum
+    (log2 of it) are written once, for both rows; the histograms go to histogram.csv.
     """
     params = load_or_exit(params_path)
     gs = params.gan_score
@@ -46,8 +47,11 @@ def cli(params_path: Path, data: Path, generator_dir: Path, out: Path) -> None:
     write_csv(out / "histogram.csv", ["class", "generated", "real"], [
         {"class": c, "generated": generated["histogram"][c], "real": reference.get(c, "")}
         for c in classes])
-    write_json(out / "metrics.json", {key: {k: v for k, v in part.items() if k != "histogram"}
-                                      for key, part in result.items()})
+    shared = ("classes", "max_entropy_bits")
+    write_json(out / "metrics.json", {
+        **{k: generated[k] for k in shared},
+        **{key: {k: v for k, v in part.items() if k != "histogram" and k not in shared}
+           for key, part in result.items()}})
     line = (f"gan_score: {generated['images']} samples, mean confidence "
             f"{generated['mean_confidence']:.3f}, {generated['classes_hit']}/{generated['classes']} "
             f"classes, entropy {generated['entropy_bits']:.3f} of {generated['max_entropy_bits']:.3f} "

@@ -15,7 +15,7 @@ from stages.common import Stage, fail, load_or_exit, params_option
               show_default=True, help="Folder for manifest.csv and classes.json.")
 @click.option("--reports", type=click.Path(file_okay=False, path_type=Path),
               default="results/ingest", show_default=True,
-              help="Folder for rejects.csv, duplicates.csv and summary.json.")
+              help="Folder for rejects.csv, duplicates.csv, summary.json and report.json.")
 def cli(params_path: Path, out: Path, reports: Path) -> None:
     """Read the images named by ``ingest.source`` and keep the usable ones.
 

@@ -16,12 +16,14 @@ from stages.common import Stage, load_or_exit, params_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/split",
               show_default=True, help="Folder for <split>.csv and classes.json.")
 @click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path),
-              default="results/split/counts.json", show_default=True)
+              default="results/split/counts.json", show_default=True,
+              help="Images per split (DVC metrics); the per-class counts go to report.json "
+              "in the same folder.")
 def cli(params_path: Path, manifest: Path, out: Path, metrics: Path) -> None:
     """Assign every image to train, train_dev, val or test by its content hash and the seed.
 
-    Adding images never moves existing ones, and duplicates always share a split. Per-split,
-    per-class counts go to the metrics file.
+    Adding images never moves existing ones, and duplicates always share a split. Each split's
+    total goes to the metrics file, its per-class counts to ``report.json`` beside it.
     """
     params = load_or_exit(params_path)
     from pipeline.data import split
@@ -35,7 +37,8 @@ def cli(params_path: Path, manifest: Path, out: Path, metrics: Path) -> None:
     for name, members in groups.items():
         write_csv(out / f"{name}.csv", fields, members)
     atomic.write_json(out / "classes.json", classes)
-    atomic.write_json(metrics, split.counts(groups, classes))
+    atomic.write_json(metrics, {name: {"total": len(rows)} for name, rows in groups.items()})
+    atomic.write_json(metrics.with_name("report.json"), split.counts(groups, classes))
     click.echo("split: " + ", ".join(f"{k} {len(v)}" for k, v in groups.items()))
 
 

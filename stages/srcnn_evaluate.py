@@ -22,12 +22,13 @@ from stages.common import (
               default="models/srcnn", show_default=True, help="Folder written by the srcnn stage.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               default="results/srcnn_evaluate", show_default=True,
-              help="Folder for metrics.json, per_image.csv and crops.png.")
+              help="Folder for metrics.json, report.json, per_image.csv and crops.png.")
 def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     """Degrade each image of ``srcnn_evaluate.images`` by ``srcnn_evaluate.scale`` and restore it.
 
     As in the paper: modcrop, bicubic down and up, PSNR and SSIM on the BT.601 luminance with
-    ``scale`` pixels shaved at each border; means over images. crops.png puts bicubic, SRCNN and
+    ``scale`` pixels shaved at each border; means over images (metrics.json, with the number
+    of unreadable images skipped; report.json lists them). crops.png puts bicubic, SRCNN and
     the ground truth side by side where SRCNN gains most.
     """
     params = load_or_exit(params_path)
@@ -49,7 +50,10 @@ def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     write_csv(out / "per_image.csv",
               ["image", "bicubic_psnr", "srcnn_psnr", "bicubic_ssim", "srcnn_ssim"],
               result["per_image"])
-    write_json(out / "metrics.json", {k: v for k, v in result.items() if k != "per_image"})
+    skipped = [{"path": str(path), "reason": reason} for path, reason in result["skipped"]]
+    write_json(out / "metrics.json", {**{k: v for k, v in result.items() if k != "per_image"},
+                                      "skipped": len(skipped)})
+    write_json(out / "report.json", {"skipped": skipped})
     click.echo(f"srcnn_evaluate: x{ev.scale} on {result['images']} images: bicubic "
                f"{result['bicubic_psnr']:.2f} dB, SRCNN {result['srcnn_psnr']:.2f} dB "
                f"({result['psnr_gain']:+.2f}); SSIM {result['bicubic_ssim']:.4f} -> "

@@ -17,6 +17,18 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+#: The most numbers one DVC metrics file may hold: headline numbers only, so that
+#: `dvc metrics show` stays readable; the detail goes to the report.json beside it.
+MAX_METRICS = 15
+
+
+def numbers_in(tree: object) -> int:
+    """How many numbers (booleans aside) a JSON tree holds: its columns in `dvc metrics show`."""
+    if isinstance(tree, dict):
+        return sum(numbers_in(value) for value in tree.values())
+    if isinstance(tree, list):
+        return sum(numbers_in(value) for value in tree)
+    return int(isinstance(tree, int | float) and not isinstance(tree, bool))
 
 
 def write_image(path: Path, seed: int, size: tuple[int, int] = (12, 10), fmt: str = "PNG") -> Path:

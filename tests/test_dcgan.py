@@ -115,7 +115,8 @@ def test_gan_score_reports_confidence_coverage_and_entropy(trained: Path) -> Non
     generated, real = metrics["generated"], metrics["real"]
     assert generated["images"] == 40 and real["images"] == 20 and real["split"] == "test"
     assert 0.5 <= generated["mean_confidence"] <= 1.0
-    assert 1 <= generated["classes_hit"] <= 2 and generated["max_entropy_bits"] == 1.0
+    assert 1 <= generated["classes_hit"] <= 2 and metrics["max_entropy_bits"] == 1.0
+    assert metrics["classes"] == 2 and "classes" not in generated and "classes" not in real
     rows = (trained / "score" / "histogram.csv").read_text().splitlines()
     assert rows[0] == "class,generated,real" and len(rows) == 3
     assert sum(int(r.split(",")[1]) for r in rows[1:]) == 40

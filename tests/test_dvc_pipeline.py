@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from pipeline.data.embedded import write_digits
-from tests.conftest import copy_project, run
+from tests.conftest import MAX_METRICS, copy_project, numbers_in, run
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def shrink(params: dict, source: Path) -> dict:
     params["finetune"]["warmup"]["epochs"] = 1
     params["finetune"]["unfreeze"]["epochs"] = 1
     params["ensemble"]["members"] = {"seed-1": {"base": {"seed": 1}}}
-    params["dcgan"].update(size=[12, 12], generator_filters=[8, 4], discriminator_filters=[4, 8],
+    params["dcgan"].update(image_size=[12, 12], generator_filters=[8, 4], discriminator_filters=[4, 8],
                            epochs=1, batch_size=64)
     params["gan_score"]["samples"] = 50
     params["srcnn_data"]["stride"] = 40
@@ -78,7 +78,9 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
     metrics = json.loads((repo / "results/evaluate/train/metrics.json").read_text())
     assert metrics["split"] == "test" and 0.5 < metrics["rank1"] <= 1.0
-    assert "rank5" in metrics and len(metrics["per_class"]) == 10
+    assert "rank5" in metrics and "per_class" not in metrics
+    report = json.loads((repo / "results/evaluate/train/report.json").read_text())
+    assert len(report["classes"]) == 10 and all(c in report["report"] for c in report["classes"])
     for branch in ("logreg", "finetune"):
         scored = json.loads((repo / f"results/evaluate/{branch}/metrics.json").read_text())
         assert scored["images"] == metrics["images"] and 0.0 <= scored["rank1"] <= 1.0
@@ -92,23 +94,41 @@ def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
     assert "broken.png,not-an-image" in rejects
     shown = json.loads(run([*DVC, "metrics", "show", "--json"], repo).stdout)
     assert "results/evaluate/logreg/metrics.json" in json.dumps(shown)
+    # Every metrics file the pipeline declares holds headline numbers only.
+    files = {path: entry.get("data", {}) for rev in shown.values()
+             for path, entry in rev["data"].items()}
+    assert set(yaml.safe_load((repo / "dvc.yaml").read_text())["metrics"]) <= set(files)
+    for path, data in files.items():
+        assert 0 < numbers_in(data) <= MAX_METRICS, (path, numbers_in(data), data)
+    ingest = json.loads((repo / "results/ingest/report.json").read_text())
+    assert ingest["rejects_by_reason"] == {"not-an-image": 1}
+    assert len(ingest["images_per_class"]) == 10
+    counts = json.loads((repo / "results/split/report.json").read_text())
+    assert sum(part["total"] for part in counts.values()) == sum(ingest["images_per_class"].values())
     assert (repo / "results/train/plots/metrics/train/loss.tsv").exists()
     assert (repo / "results/evaluate/finetune/confusion.png").stat().st_size > 0
-    # 5-crop oversampling and Ng's table (a train-dev split exists) are in the metrics.
+    # 5-crop oversampling and Ng's gaps (a train-dev split exists) are in the metrics, each
+    # split's error in the report.
     assert metrics["oversampled"]["views"] == 5 and 0.0 <= metrics["oversampled"]["rank1"] <= 1
-    assert {"train_dev_error", "variance", "data_mismatch"} <= set(metrics["diagnosis"])
+    assert {"variance", "data_mismatch"} <= set(metrics["diagnosis"])
+    assert report["diagnosis"]["errors"]["test"] == pytest.approx(1 - metrics["rank1"])
+    assert set(report["diagnosis"]["errors"]) == {"train", "train_dev", "val", "test"}
     assert "| train_dev |" in (repo / "results/evaluate/train/diagnosis.md").read_text()
     assert (repo / "results/evaluate/logreg/misclassified.png").stat().st_size > 0
     ensemble = json.loads((repo / "results/ensemble/metrics.json").read_text())
-    assert set(ensemble["members"]) == {"seed-1", "models/train"}
-    assert ensemble["members"]["models/train"]["rank1"] == pytest.approx(metrics["rank1"])
+    members = json.loads((repo / "results/ensemble/report.json").read_text())["members"]
+    assert set(members) == {"seed-1", "models/train"} and "members" not in ensemble
+    assert members["models/train"]["rank1"] == pytest.approx(metrics["rank1"])
+    assert ensemble["best_member_rank1"] == max(m["rank1"] for m in members.values())
     assert "results/ensemble/metrics.json" in json.dumps(shown)
     # Both generative branches: the GAN scored by models/train, SRCNN against bicubic.
     gan = json.loads((repo / "results/gan_score/metrics.json").read_text())
-    assert gan["generated"]["images"] == 50 and gan["generated"]["classes"] == 10
+    assert gan["generated"]["images"] == 50 and gan["classes"] == 10
     assert (repo / "results/dcgan/plots/images/samples/epoch_001.png").exists()
     sr = json.loads((repo / "results/srcnn_evaluate/metrics.json").read_text())
     assert sr["images"] == 1 and sr["scale"] == 3 and sr["bicubic_psnr"] > 20
+    assert sr["skipped"] == 0
+    assert json.loads((repo / "results/srcnn_evaluate/report.json").read_text()) == {"skipped": []}
     assert (repo / "results/srcnn_evaluate/crops.png").stat().st_size > 0
 
 

@@ -3,6 +3,7 @@ ensembles and ensemble members' params."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from pipeline.evaluate.gallery import misclassified
 from pipeline.evaluate.oversample import crop_size, crop_views, view_count, view_preprocessor
 from pipeline.io.hdf5 import Split, write_arrays
 from pipeline.train.preprocess import Preprocessor, save_spec
-from tests.conftest import ROOT, venv_env
+from tests.conftest import MAX_METRICS, ROOT, numbers_in, venv_env
 
 
 def test_ten_crop_takes_corners_centre_and_their_mirrors() -> None:
@@ -111,12 +112,22 @@ def test_evaluate_reports_oversampling_diagnosis_and_pictures(tmp_path: Path) ->
                               human_error=0.01, misclassified=4)
     result = evaluate(model_dir, data, data, settings)
     metrics = write_outputs(result, tmp_path / "out", "test", settings.misclassified)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text()) == metrics
     over = metrics["oversampled"]
     assert over["views"] == 10 and over["rank1_gain"] == pytest.approx(
         over["rank1"] - metrics["rank1"], abs=1e-6)
-    assert set(metrics["diagnosis"]) >= {"train_error", "train_dev_error", "val_error",
-                                         "test_error", "variance", "data_mismatch"}
-    assert metrics["diagnosis"]["test_error"] == pytest.approx(1 - metrics["rank1"], abs=1e-6)
+    # The metrics hold the headline (the gaps); the report each split's error and the classes.
+    assert set(metrics["diagnosis"]) == {"avoidable_bias", "variance", "data_mismatch",
+                                         "val_overfit"}
+    assert numbers_in(metrics) <= MAX_METRICS and "per_class" not in metrics
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    errors = report["diagnosis"]["errors"]
+    assert set(errors) == {"train", "train_dev", "val", "test"}
+    assert errors["test"] == pytest.approx(1 - metrics["rank1"], abs=1e-6)
+    assert report["diagnosis"]["images"]["test"] == metrics["images"]
+    assert metrics["diagnosis"]["variance"] == pytest.approx(
+        errors["train_dev"] - errors["train"], abs=1e-6)
+    assert {"precision", "recall"} <= set(report["report"][report["classes"][0]])
     for name in ("misclassified.png", "confusion.png", "diagnosis.md", "report.txt"):
         assert (tmp_path / "out" / name).stat().st_size > 0
 
@@ -132,7 +143,13 @@ def test_evaluate_reports_oversampling_diagnosis_and_pictures(tmp_path: Path) ->
 
 
 def test_ensemble_averages_members(tmp_path: Path) -> None:
-    from pipeline.evaluate.ensemble import average, member_scores, predict_members, summary
+    from pipeline.evaluate.ensemble import (
+        average,
+        best_member,
+        member_scores,
+        predict_members,
+        summary,
+    )
     from pipeline.evaluate.evaluation import scores
 
     data = blobs(tmp_path / "data")
@@ -145,6 +162,8 @@ def test_ensemble_averages_members(tmp_path: Path) -> None:
     result = summary(members, scores(mean.probabilities, mean.labels, mean.classes)["metrics"])
     best = max(m["rank1"] for m in members.values())
     assert result["rank1_gain_over_best"] == pytest.approx(result["rank1"] - best, abs=1e-6)
+    assert members[best_member(members)]["rank1"] == best == result["best_member_rank1"]
+    assert "members" not in result  # each member's scores go to report.json
 
 
 def params_with(tmp_path: Path, members: dict) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,12 @@ def test_bad_image_corpus_is_sorted_out(in_tmp: Path) -> None:
         rows = list(csv.DictReader(handle))
     assert {Path(r["path"]).name for r in rows} == set(rejected)
     assert all(r["reason"] and r["counted"] == "1" for r in rows)
+    # summary.json (DVC metrics) holds the headline counts, report.json the breakdowns.
+    summary = json.loads((in_tmp / "reports" / "summary.json").read_text())
+    assert summary["rejected"] == len(rejected) and "images_per_class" not in summary
+    report = json.loads((in_tmp / "reports" / "report.json").read_text())
+    assert sum(report["rejects_by_reason"].values()) == len(rejected)
+    assert report["images_per_class"]["fine"] == 2
 
 
 def test_too_many_rejects_fail_but_report_first(in_tmp: Path) -> None:

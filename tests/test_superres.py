@@ -147,7 +147,8 @@ def test_srcnn_data_train_evaluate_stages(tmp_path: Path) -> None:
     record = json.loads((tmp_path / "data" / "patches.json").read_text())
     assert record["label_size"] == 21 and record["train"] + record["val"] == 3 * 5
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["images"] == 1 and metrics["scale"] == 3
+    assert metrics["images"] == 1 and metrics["scale"] == 3 and metrics["skipped"] == 0
+    assert json.loads((tmp_path / "eval" / "report.json").read_text()) == {"skipped": []}
     assert 10 < metrics["bicubic_psnr"] < 60 and 0 < metrics["srcnn_ssim"] <= 1
     assert metrics["psnr_gain"] == pytest.approx(metrics["srcnn_psnr"] - metrics["bicubic_psnr"],
                                                  abs=1e-3)

@@ -38,7 +38,8 @@ class EvaluateParams(Section):
     oversample: OversampleParams = OversampleParams()
     diagnose: bool = Field(
         True, description="Also score train, train-dev and val and write Ng's bias/variance "
-        "table (diagnosis.md, and `diagnosis` in metrics.json)."
+        "table (diagnosis.md; the gaps under `diagnosis` in metrics.json, each split's error "
+        "in report.json)."
     )
     human_error: Fraction = Field(
         0.0, description="Human-level (or Bayes) error for the diagnosis's avoidable bias."

@@ -36,6 +36,8 @@ class IngestResult:
         return sorted({str(r["label"]) for r in self.rows})
 
     def summary(self) -> dict[str, object]:
+        """The headline counts (``summary.json``, DVC metrics); per-class and per-reason
+        counts are in :meth:`report`."""
         counted = [r for r in self.rejects if r.counted]
         candidates = len(self.rows) + len(counted)
         return {
@@ -49,6 +51,12 @@ class IngestResult:
                 len({r["label"] for r in group}) > 1 for group in self.duplicates.values()
             ),
             "classes": len(self.classes),
+        }
+
+    def report(self) -> dict[str, object]:
+        """The detail behind :meth:`summary` (``report.json``, not DVC metrics)."""
+        counted = [r for r in self.rejects if r.counted]
+        return {
             "rejects_by_reason": dict(sorted(Counter(r.reason for r in counted).items())),
             "images_per_class": dict(sorted(Counter(str(r["label"]) for r in self.rows).items())),
         }
@@ -112,7 +120,8 @@ def write_manifest(result: IngestResult, out_dir: Path) -> None:
 
 
 def write_reports(result: IngestResult, report_dir: Path) -> None:
-    """``rejects.csv``, ``duplicates.csv`` and ``summary.json`` for a person (and git) to read."""
+    """``rejects.csv``, ``duplicates.csv``, ``summary.json`` (headline counts, DVC metrics) and
+    ``report.json`` (rejects by reason, images per class) for a person (and git) to read."""
     rejects = [
         {"path": display_path(r.path), "reason": r.reason, "detail": r.detail,
          "counted": int(r.counted)}
@@ -127,3 +136,4 @@ def write_reports(result: IngestResult, report_dir: Path) -> None:
     ]
     write_csv(report_dir / "duplicates.csv", ["sha256", "path", "label", "labels_conflict"], dupes)
     atomic.write_json(report_dir / "summary.json", result.summary())
+    atomic.write_json(report_dir / "report.json", result.report())

@@ -54,7 +54,8 @@ def split_rows(
 
 
 def counts(splits: Mapping[str, list[Mapping[str, str]]], classes: list[str]) -> dict[str, object]:
-    """Per-split totals and per-class counts, for the metrics file."""
+    """Per-split totals and per-class counts (the split stage's ``report.json``; the totals
+    alone are its metrics file)."""
     result: dict[str, object] = {}
     for name, rows in splits.items():
         per_class = Counter(row["label"] for row in rows)

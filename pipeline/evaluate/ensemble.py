@@ -39,8 +39,14 @@ def member_scores(predictions: dict[str, Prediction]) -> dict[str, dict[str, flo
             for name, p in predictions.items()}
 
 
+def best_member(members: dict[str, dict[str, float]]) -> str:
+    """The member with the highest rank-1 (the first listed on a tie)."""
+    return max(members, key=lambda name: members[name]["rank1"])
+
+
 def summary(members: dict[str, dict[str, float]], ensemble: dict[str, Any]) -> dict[str, Any]:
-    """The ensemble's metrics beside its members', and its gain over the best member."""
-    best = max(m["rank1"] for m in members.values())
-    return {**ensemble, "members": members, "best_member_rank1": best,
+    """The ensemble's headline metrics: its own, the best member's rank-1 and the gain over it.
+    Each member's scores go to ``report.json`` (their number is not bounded)."""
+    best = members[best_member(members)]["rank1"]
+    return {**ensemble, "best_member_rank1": best,
             "rank1_gain_over_best": round(ensemble["rank1"] - best, 6)}

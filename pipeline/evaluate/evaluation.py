@@ -30,7 +30,8 @@ def ranks(probabilities: np.ndarray, labels: np.ndarray, classes: int) -> dict[s
 
 
 def scores(probabilities: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    """Metrics (rank-1, rank-5 where there are more than 5 classes) and the per-class report."""
+    """Headline metrics (rank-1, rank-5 where there are more than 5 classes, images) and the
+    per-class report (precision, recall, F1, support), which goes to ``report.json``."""
     from sklearn.metrics import classification_report, confusion_matrix
 
     predicted = probabilities.argmax(axis=1)
@@ -44,11 +45,6 @@ def scores(probabilities: np.ndarray, labels: np.ndarray, classes: list[str]) ->
         labels, predicted, labels=index, target_names=classes, output_dict=True, zero_division=0
     )
     matrix = confusion_matrix(labels, predicted, labels=index)
-    metrics["per_class"] = {
-        name: {"precision": round(report[name]["precision"], 6),
-               "recall": round(report[name]["recall"], 6)}
-        for name in classes
-    }
     text = classification_report(
         labels, predicted, labels=index, target_names=classes, digits=4, zero_division=0
     )
@@ -200,9 +196,9 @@ def evaluate(model_dir: Path, data: Path, images: Path | None,
                 other = scorer.predict(path)
                 errors[name] = 1.0 - rank_k(other.probabilities, other.labels, 1)
                 counts[name] = len(other.labels)
-        result["diagnosis"] = diagnose(errors, params.human_error, counts)
-        metrics["diagnosis"] = {**{f"{k}_error": round(v, 6) for k, v in errors.items()},
-                                **result["diagnosis"]["gaps"]}
+        result["diagnosis"] = {**diagnose(errors, params.human_error, counts), "images": counts}
+        # The gaps are the headline; each split's error and image count go to report.json.
+        metrics["diagnosis"] = dict(result["diagnosis"]["gaps"])
     result["images"] = images / f"{params.split}.h5" if images is not None else None
     return result
 
@@ -218,15 +214,23 @@ def _count(split_path: Path) -> int:
 def write_outputs(result: dict[str, Any], out: Path, split: str,
                   misclassified: int = 25) -> dict[str, Any]:
     """``metrics.json``, ``report.json``/``.txt``, ``predictions.csv``, ``confusion.png``,
-    ``misclassified.png`` (when the image split is known) and ``diagnosis.md`` (when made)."""
+    ``misclassified.png`` (when the image split is known) and ``diagnosis.md`` (when made).
+
+    ``metrics.json`` (declared as DVC metrics) holds the headline numbers only; the per-class
+    report, the confusion matrix, the diagnosis's per-split errors and any ``details`` (e.g. an
+    ensemble's members) go to ``report.json``.
+    """
     from pipeline.io import atomic
     from pipeline.io.tables import write_csv
 
     classes = result["classes"]
     metrics = {"split": split, **result["metrics"]}
     atomic.write_json(out / "metrics.json", metrics)
-    atomic.write_json(out / "report.json", {"notes": result["notes"], "report": result["report"],
-                                            "confusion": result["confusion"], "classes": classes})
+    report = {"notes": result["notes"], "report": result["report"],
+              "confusion": result["confusion"], "classes": classes}
+    if "diagnosis" in result:
+        report["diagnosis"] = result["diagnosis"]
+    atomic.write_json(out / "report.json", {**report, **result.get("details", {})})
     atomic.write_text(out / "report.txt", result["report_text"])
     write_csv(out / "predictions.csv", ["path", "actual", "predicted"], [
         {"path": p, "actual": classes[t], "predicted": classes[q]}
