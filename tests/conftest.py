@@ -31,6 +31,18 @@ def numbers_in(tree: object) -> int:
     return int(isinstance(tree, int | float) and not isinstance(tree, bool))
 
 
+def shipped_params_with(folder: Path, **sections: dict) -> Path:
+    """The shipped params with ``sections`` merged in (key by key), written to ``folder/params.yaml``."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, values in sections.items():
+        data[name].update(values)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 def write_image(path: Path, seed: int, size: tuple[int, int] = (12, 10), fmt: str = "PNG") -> Path:
     """A random RGB image, distinct per ``seed``."""
     rng = np.random.default_rng(seed)

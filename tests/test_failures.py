@@ -15,12 +15,12 @@ from pathlib import Path
 
 import click
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from pipeline.io.errors import InputError
 from stages.common import Stage, StageGroup
 from tests.conftest import ROOT, venv_env
+from tests.conftest import shipped_params_with as params_file
 
 #: Lines TensorFlow's native logging prints at import, whatever TF_CPP_MIN_LOG_LEVEL says
 #: (absl writes to stderr before it is initialised); they are not the command's.
@@ -43,14 +43,6 @@ def own_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip() and not TF_NATIVE_LOG.match(line)]
 
 
-def params_file(folder: Path, **sections: dict) -> Path:
-    """The shipped params with ``sections`` merged in, written to ``folder/params.yaml``."""
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for name, values in sections.items():
-        data[name].update(values)
-    path = folder / "params.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def not_hdf5(path: Path) -> Path:

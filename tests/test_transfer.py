@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from pipeline.config import load_params
 from pipeline.io.hdf5 import Split, write_arrays
@@ -21,6 +20,7 @@ from pipeline.models import backbones
 from pipeline.train.history import read_series
 from pipeline.train.preprocess import Preprocessor
 from tests.conftest import ROOT, venv_env
+from tests.conftest import shipped_params_with as params_file
 
 SHARED = ROOT.parent / "shared"
 MOBILENET = SHARED / "weights" / "mobilenet_2_5_224_tf_no_top.h5"
@@ -40,13 +40,6 @@ def stripes(folder: Path, n: int, size: int = 32, channels: int = 1) -> Path:
     return folder
 
 
-def params_file(folder: Path, **sections: dict) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in sections.items():
-        params[section].update(values)
-    path = folder / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
 
 
 def env() -> dict[str, str]:
