@@ -288,6 +288,24 @@ def compare(a_rev: str, b_rev: str | None, fail_on: tuple[str, ...], patterns: t
         sys.exit(1)
 
 
+@main.command(name="metrics")
+@click.argument("targets", nargs=-1)
+@click.option("--width", type=click.IntRange(min=40), default=None,
+              help="Line width (default: the terminal's).")
+def metrics(targets: tuple[str, ...], width: int | None) -> None:
+    """The workspace's metrics one file at a time, wrapped to the terminal.
+
+    The same numbers as `dvc metrics show [TARGETS]`, whose single table has a column for every
+    distinct key of every file; here each file is a heading and its keys follow as `key value`.
+    """
+    import shutil
+
+    from pipeline.tools.metrics_view import read_metrics, render
+
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    click.echo(render(read_metrics(Path.cwd(), targets), width))
+
+
 @main.group()
 def search() -> None:
     """Random hyperparameter search as DVC experiments, ranked on the val split."""
