@@ -113,7 +113,7 @@ class TrainParams(Section):
 
     model: Literal[tuple(ARCHITECTURES)] = Field("lenet", description="Architecture by name.")  # type: ignore[valid-type]
     arch: ArchParams = ArchParams(width=0.5)
-    epochs: PosInt = Field(8, description="Passes over the training split.")
+    epochs: PosInt = Field(12, description="Passes over the training split.")
     batch_size: PosInt = Field(64, description="Images per gradient step.")
     optimizer: Optimizer = Field(
         "sgd", description="Optimizer by name."
@@ -122,7 +122,7 @@ class TrainParams(Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
     nesterov: bool = Field(False, description="SGD: Nesterov momentum.")
     weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="AdamW decoupled weight decay.")
-    schedule: ScheduleParams = ScheduleParams()
+    schedule: ScheduleParams = ScheduleParams(kind="cosine")
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     checkpoint_monitor: str = Field(
         "val_loss", description="Metric that picks the best epoch's model (best.keras)."
