@@ -100,7 +100,7 @@ def test_decays_reach_end_lr(kind: str) -> None:
 def test_constant_with_warmup_then_flat() -> None:
     schedule = learning_rate(TrainParams(lr=0.2, schedule={"warmup_epochs": 1}), steps_per_epoch=4)
     assert [round(rate(schedule, s), 6) for s in (0, 3, 4, 100)] == [0.05, 0.2, 0.2, 0.2]
-    assert learning_rate(TrainParams(lr=0.2), steps_per_epoch=4) == 0.2
+    assert learning_rate(TrainParams(lr=0.2, schedule={"kind": "constant"}), steps_per_epoch=4) == 0.2
 
 
 def test_schedules_serialize_round_trip() -> None:
