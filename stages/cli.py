@@ -167,12 +167,17 @@ def data_mnist(source: Path, out: Path) -> None:
 @click.option("-k", "--top-k", default=5, show_default=True, type=click.IntRange(min=1),
               help="How many labels to show per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool) -> None:
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+              help="Skip images with more pixels than this, undecoded [default: "
+              "ingest.max_pixels's default, 40000000].")
+def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool,
+            max_pixels: int | None) -> None:
     """Top-k labels with probabilities for IMAGES (files or folders).
 
     MODEL_DIR is a folder written by the train stage (models/train): model.keras plus
     preprocess.json, so images are decoded, resized and normalised exactly as in training.
-    Unreadable images are listed on stderr and skipped (exit 2 if none is readable).
+    Unreadable images, and those over --max-pixels, are listed on stderr and skipped (exit 2
+    if none is readable).
 
     Example: cvpipe predict models/train data/embedded/digits/3 --top-k 3
     """
@@ -181,7 +186,8 @@ def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool
     quiet_backend()
     from pipeline.tools.predict import predict as run_predict
 
-    results, skipped = run_predict(model_dir, list(images), top_k)
+    limit = {} if max_pixels is None else {"max_pixels": max_pixels}
+    results, skipped = run_predict(model_dir, list(images), top_k, **limit)
     for path, reason in skipped:
         click.echo(f"skipped {path}: {reason}", err=True)
     if as_json:
@@ -225,13 +231,18 @@ def generate(model: Path, n: int, out: Path, seed: int, grid: bool) -> None:
               help="Enlargement factor [default: the factor the model was trained for].")
 @click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default="models/srcnn", show_default=True, help="Folder written by the srcnn stage.")
-def upscale(source: Path, out: Path, scale: int | None, model_dir: Path) -> None:
+@click.option("--max-pixels", type=click.IntRange(min=1), default=None,
+              help="Skip images with more pixels than this, undecoded [default: "
+              "ingest.max_pixels's default, 40000000].")
+def upscale(source: Path, out: Path, scale: int | None, model_dir: Path,
+            max_pixels: int | None) -> None:
     """Enlarge an image (or every image of a folder) with SRCNN.
 
     The image is enlarged bicubically by --scale, then SRCNN sharpens its luminance (colour stays
     bicubic, as in the paper). Any size works; the output is exactly scale times the input in
     each direction. IN a file: OUT is the output file (its extension picks the format). IN a
-    folder: OUT is a folder, one PNG per image. Unreadable images are listed and skipped.
+    folder: OUT is a folder, one PNG per image. Unreadable images, and those over
+    --max-pixels, are listed and skipped.
 
     Example: cvpipe upscale photo.jpg photo_x3.png --scale 3
     """
@@ -240,7 +251,8 @@ def upscale(source: Path, out: Path, scale: int | None, model_dir: Path) -> None
     quiet_backend()
     from pipeline.generative.srcnn import upscale_files
 
-    run = upscale_files(source, out, model_dir, scale)
+    limit = {} if max_pixels is None else {"max_pixels": max_pixels}
+    run = upscale_files(source, out, model_dir, scale, **limit)
     if run.scale != run.trained_scale:
         click.echo(f"note: the model was trained for x{run.trained_scale}, used at x{run.scale}",
                    err=True)

@@ -21,25 +21,33 @@ def cli(params_path: Path, out: Path, reports: Path) -> None:
 
     Every candidate is hashed and fully decoded. Unreadable or odd files (zero-byte, truncated,
     not an image, too many pixels, unsupported mode) are listed with their reason in
-    ``rejects.csv``; the stage fails only when they exceed ``ingest.max_reject_fraction``.
-    Exact duplicates (same SHA-256) go to ``duplicates.csv``.
+    ``rejects.csv``, and so are names that are not UTF-8 (undecodable-name) and identical
+    images with different labels (conflicting-labels, see ``ingest.duplicate_labels``); the
+    stage fails only when they exceed ``ingest.max_reject_fraction``. Exact duplicates (same
+    SHA-256) go to ``duplicates.csv``. The manifest and the reports are written as one set:
+    a failed run leaves the previous set; a refused one writes the reports and no manifest.
     """
     params = load_or_exit(params_path)
-    from pipeline.data.ingest import TooManyRejects, check_rejects, ingest, write_manifest, write_reports
+    from pipeline.data.ingest import TooManyRejects, check_rejects, ingest, write_outputs
+    from pipeline.io.errors import InputError
 
     result = ingest(params.ingest)
-    write_reports(result, reports)
+    refused: TooManyRejects | InputError | None = None
+    try:
+        check_rejects(result, params.ingest)
+    except (TooManyRejects, InputError) as exc:
+        refused = exc
+    write_outputs(result, out, reports, manifest=refused is None)
     summary = result.summary()
     click.echo(
         f"ingest: {summary['accepted']} images in {summary['classes']} classes accepted, "
         f"{summary['rejected']} rejected, {summary['duplicate_groups']} duplicate groups "
         f"(reports in {reports})"
     )
-    try:
-        check_rejects(result, params.ingest)
-    except TooManyRejects as exc:
-        fail(str(exc))
-    write_manifest(result, out)
+    if isinstance(refused, TooManyRejects):
+        fail(str(refused))
+    if refused is not None:
+        raise refused
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ def cli(params_path: Path, out: Path) -> None:
     Each image's luminance is cropped to a multiple of ``srcnn_data.scale``, shrunk by it and
     enlarged back (bicubic both ways): that is the input. The label is the sharp image's centre
     that the network's valid convolutions predict (21 px of a 33 px input for 9-1-5). Unreadable
-    images are skipped and listed in patches.json.
+    images, and those over ``ingest.max_pixels`` (not decoded), are skipped and listed in
+    patches.json.
     """
     params = load_or_exit(params_path)
     from pipeline.generative.superres import border, write_patches
@@ -29,7 +30,8 @@ def cli(params_path: Path, out: Path) -> None:
     paths = images_or_exit("srcnn_data", sd.images, sd.glob)
     try:
         record = write_patches(paths, out, sd.scale, sd.patch_size, sd.stride,
-                               border(params.srcnn.kernels), sd.val, params.base.seed)
+                               border(params.srcnn.kernels), sd.val, params.base.seed,
+                               max_pixels=params.ingest.max_pixels)
     except InputError as exc:
         exit_listing("srcnn_data: nothing to train on", [str(exc), *exc.lines])
     for path, reason in record["skipped"]:

@@ -28,8 +28,8 @@ def cli(params_path: Path, model_dir: Path, out: Path) -> None:
 
     As in the paper: modcrop, bicubic down and up, PSNR and SSIM on the BT.601 luminance with
     ``scale`` pixels shaved at each border; means over images (metrics.json, with the number
-    of unreadable images skipped; report.json lists them). crops.png puts bicubic, SRCNN and
-    the ground truth side by side where SRCNN gains most.
+    of images skipped, unreadable or over ``ingest.max_pixels``; report.json lists them).
+    crops.png puts bicubic, SRCNN and the ground truth side by side where SRCNN gains most.
     """
     params = load_or_exit(params_path)
     quiet_backend()
@@ -41,7 +41,7 @@ def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     ev = params.srcnn_evaluate
     paths = images_or_exit("srcnn_evaluate", ev.images, ev.glob)
     try:
-        result = srcnn.evaluate(model_dir, paths, ev.scale)
+        result = srcnn.evaluate(model_dir, paths, ev.scale, params.ingest.max_pixels)
     except InputError as exc:
         exit_listing("srcnn_evaluate: nothing to score", [str(exc), *exc.lines])
     for path, reason in result["skipped"]:

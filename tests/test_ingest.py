@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -99,12 +100,13 @@ def test_too_many_rejects_fail_but_report_first(in_tmp: Path) -> None:
 
 
 def test_duplicates_are_reported(in_tmp: Path) -> None:
+    """Identical images with one label are all kept (conflicting labels: the tests below)."""
     make_class_folders(in_tmp / "src", {"a": 2, "b": 2})
     first = in_tmp / "src" / "a" / "img_00000.png"
-    (in_tmp / "src" / "b" / "copy.png").write_bytes(first.read_bytes())
+    (in_tmp / "src" / "a" / "copy.png").write_bytes(first.read_bytes())
     result = ingest(params_for(in_tmp / "src"))
     assert len(result.duplicates) == 1
-    assert result.summary()["duplicate_label_conflicts"] == 1
+    assert result.summary()["duplicate_label_conflicts"] == 0
     write_manifest(result, in_tmp / "out")
     rows = read_csv(in_tmp / "out" / "manifest.csv")
     assert len(rows) == 5
@@ -153,3 +155,161 @@ def test_aspect_resize_crops_centre(in_tmp: Path) -> None:
     Image.fromarray(pixels).save(in_tmp / "wide.png")
     out = load(in_tmp / "wide.png", (10, 10), 3, resize="aspect", interpolation="nearest")
     assert out.shape == (10, 10, 3) and out.min() == 255
+
+
+def run_ingest_stage(folder: Path, out: Path, reports: Path, **ingest_params):
+    """The ingest stage's command on ``folder`` (kind folder), as DVC runs it."""
+    from click.testing import CliRunner
+
+    from stages.ingest import cli
+    from tests.conftest import shipped_params_with
+
+    params = shipped_params_with(
+        folder.parent, ingest={"source": {"kind": "folder", "path": str(folder)}, "workers": 1,
+                               **ingest_params})
+    return CliRunner().invoke(cli, ["--params", str(params), "--out", str(out),
+                                    "--reports", str(reports)])
+
+
+def ingest_set(out: Path, reports: Path) -> dict[str, bytes]:
+    """The files one ingest run writes, by name, with their bytes."""
+    names = [out / "manifest.csv", out / "classes.json", *(reports / n for n in (
+        "rejects.csv", "duplicates.csv", "summary.json", "report.json"))]
+    return {p.name: p.read_bytes() for p in names if p.is_file()}
+
+
+def test_a_file_name_that_is_not_utf8_is_rejected_with_a_printable_name(in_tmp: Path) -> None:
+    """Before: UnicodeEncodeError writing the manifest, after rejects.csv was rewritten."""
+    make_class_folders(in_tmp / "src", {"a": 2, "b": 2})
+    bad = os.fsencode(in_tmp / "src" / "a") + b"/caf\xe9 \xff.png"  # Latin-1, not UTF-8
+    with open(bad, "wb") as handle:
+        handle.write(write_image(in_tmp / "tmp.png", 7).read_bytes())
+    (in_tmp / "tmp.png").unlink()
+    done = run_ingest_stage(in_tmp / "src", in_tmp / "out", in_tmp / "reports",
+                            max_reject_fraction=0.5)
+    assert done.exit_code == 0, done.output
+    rejects = read_csv(in_tmp / "reports" / "rejects.csv")
+    assert [(Path(r["path"]).name, r["reason"]) for r in rejects] == [
+        ("caf\\xe9 \\xff.png", "undecodable-name")]
+    assert "not valid UTF-8" in rejects[0]["detail"]
+    manifest = read_csv(in_tmp / "out" / "manifest.csv")
+    assert len(manifest) == 4 and all("caf" not in r["path"] for r in manifest)
+    assert json.loads((in_tmp / "reports" / "summary.json").read_text())["rejected"] == 1
+
+
+def test_odd_but_valid_names_are_kept_losslessly(in_tmp: Path) -> None:
+    """Commas, quotes, newlines, tabs, backslashes and non-ASCII text survive the manifest."""
+    make_class_folders(in_tmp / "src", {"a": 2, "b": 2})
+    odd = 'x, "y"\n\tz\\ é 日本.png'
+    write_image(in_tmp / "src" / "b" / odd, 9)
+    done = run_ingest_stage(in_tmp / "src", in_tmp / "out", in_tmp / "reports")
+    assert done.exit_code == 0, done.output
+    names = {Path(r["path"]).name for r in read_csv(in_tmp / "out" / "manifest.csv")}
+    assert odd in names
+    assert (in_tmp / "src" / "b" / odd).is_file()
+
+
+@pytest.mark.parametrize("blocker", ["out-is-a-file", "last-report-is-a-folder"])
+def test_a_failed_ingest_leaves_the_previous_set(in_tmp: Path, blocker: str) -> None:
+    """The manifest and the four reports are one set: written together or not at all.
+    Before: the reports were rewritten first, then writing the manifest failed."""
+    make_class_folders(in_tmp / "src", {"a": 2, "b": 2})
+    out, reports = in_tmp / "out", in_tmp / "reports"
+    first = run_ingest_stage(in_tmp / "src", out, reports)
+    assert first.exit_code == 0, first.output
+    before = ingest_set(out, reports)
+    assert len(before) == 6
+    make_class_folders(in_tmp / "src", {"c": 2}, start=50)
+    (in_tmp / "src" / "a" / "notes.txt").write_text("a new skip for rejects.csv")
+    if blocker == "out-is-a-file":  # the manifest's folder cannot be made
+        (in_tmp / "blocker").write_text("in the way")
+        out = in_tmp / "blocker" / "out"
+        before = {k: v for k, v in before.items() if k not in ("manifest.csv", "classes.json")}
+    else:  # the last file of the set cannot be replaced: the ones renamed before are undone
+        (reports / "report.json").unlink()
+        (reports / "report.json").mkdir()
+        del before["report.json"]
+    second = run_ingest_stage(in_tmp / "src", out, reports)
+    assert second.exit_code != 0
+    assert ingest_set(out, reports) == before
+    assert not [p for p in (*reports.iterdir(), *(out.iterdir() if out.is_dir() else []))
+                if p.name.startswith(".")]  # no temporaries left behind
+
+
+def test_refused_ingest_writes_its_reports_and_removes_the_stale_manifest(in_tmp: Path) -> None:
+    """Too many rejects: the reports say why; the previous manifest does not stay beside them."""
+    make_class_folders(in_tmp / "src", {"a": 2, "b": 2})
+    out, reports = in_tmp / "out", in_tmp / "reports"
+    assert run_ingest_stage(in_tmp / "src", out, reports).exit_code == 0
+    (in_tmp / "src" / "a" / "broken.png").write_bytes(b"not a png")
+    refused = run_ingest_stage(in_tmp / "src", out, reports)
+    assert refused.exit_code == 1 and "1 of 5 images rejected" in refused.output
+    assert [r["reason"] for r in read_csv(reports / "rejects.csv")] == ["not-an-image"]
+    assert not (out / "manifest.csv").exists() and not (out / "classes.json").exists()
+
+
+def conflicting_copies(root: Path) -> None:
+    """a: 2, b: 2 images; a copy of a's first image labelled b; a same-label copy in a."""
+    make_class_folders(root, {"a": 2, "b": 2})
+    (root / "b" / "copy.png").write_bytes((root / "a" / "img_00000.png").read_bytes())
+    (root / "a" / "same.png").write_bytes((root / "a" / "img_00001.png").read_bytes())
+
+
+def test_identical_images_with_conflicting_labels_are_rejected(in_tmp: Path) -> None:
+    """Before: both copies were kept, one image with two labels."""
+    conflicting_copies(in_tmp / "src")
+    result = ingest(params_for(in_tmp / "src", max_reject_fraction=0.5))
+    kept = sorted(Path(str(r["path"])).name for r in result.rows)
+    assert kept == ["img_00001.png", "img_00002.png", "img_00003.png", "same.png"]
+    conflicts = [r for r in result.rejects if r.reason == "conflicting-labels"]
+    assert sorted(r.path.name for r in conflicts) == ["copy.png", "img_00000.png"]
+    for reject in conflicts:
+        assert "'a'" in reject.detail and "'b'" in reject.detail, reject.detail
+    summary = result.summary()
+    assert (summary["duplicate_groups"], summary["duplicate_label_conflicts"]) == (2, 1)
+    assert summary["rejected"] == 2
+    write_reports(result, in_tmp / "reports")
+    rows = read_csv(in_tmp / "reports" / "rejects.csv")
+    assert {Path(r["path"]).name for r in rows} == {"copy.png", "img_00000.png"}
+    flagged = read_csv(in_tmp / "reports" / "duplicates.csv")
+    assert sorted((Path(r["path"]).name, r["labels_conflict"]) for r in flagged) == [
+        ("copy.png", "1"), ("img_00000.png", "1"), ("img_00001.png", "0"), ("same.png", "0")]
+
+
+def test_keep_first_keeps_the_first_of_conflicting_copies(in_tmp: Path) -> None:
+    conflicting_copies(in_tmp / "src")
+    result = ingest(params_for(in_tmp / "src", duplicate_labels="keep_first"))
+    kept = sorted(str(Path(str(r["path"])).relative_to(Path("src"))) for r in result.rows)
+    assert kept == ["a/img_00000.png", "a/img_00001.png", "a/same.png", "b/img_00002.png",
+                    "b/img_00003.png"]
+    assert [(r.path.name, r.reason) for r in result.rejects] == [("copy.png", "conflicting-labels")]
+    assert "keep_first" in result.rejects[0].detail
+
+
+def test_csv_paths_under_declared_roots(in_tmp: Path) -> None:
+    """Absolute paths, symlinks and .. paths that land in ``ingest.source.roots`` are allowed;
+    anything else still escapes, and the reason names the roots."""
+    data, other = in_tmp / "data", in_tmp / "other"
+    write_image(in_tmp / "set" / "imgs" / "a.png", 1)
+    write_image(data / "x.png", 2)
+    write_image(data / "deep" / "y.png", 3)
+    write_image(data / "z.png", 4)
+    write_image(other / "w.png", 5)
+    (in_tmp / "set" / "link.png").symlink_to(data / "deep" / "y.png")
+    (in_tmp / "set" / "out.png").symlink_to(other / "w.png")
+    (in_tmp / "set" / "labels.csv").write_text(
+        f"path,label\nimgs/a.png,p\n{data / 'x.png'},q\nlink.png,p\n../data/z.png,q\n"
+        f"../other/w.png,p\n{other / 'w.png'},q\nout.png,p\n"
+    )
+    closed = ingest(params_for(in_tmp / "set" / "labels.csv", "csv", max_reject_fraction=1.0))
+    assert [Path(str(r["path"])).name for r in closed.rows] == ["a.png"]
+    assert [r.reason for r in closed.rejects] == ["escapes-root"] * 6
+
+    params = IngestParams(source=SourceParams(kind="csv", path=str(in_tmp / "set" / "labels.csv"),
+                                              roots=["data"]),
+                          workers=1, max_reject_fraction=1.0)
+    opened = ingest(params)
+    assert sorted(Path(str(r["path"])).name for r in opened.rows) == [
+        "a.png", "link.png", "x.png", "z.png"]
+    assert [r.reason for r in opened.rejects] == ["escapes-root"] * 3
+    assert all(str(data.resolve()) in r.detail for r in opened.rejects)

@@ -117,6 +117,55 @@ def test_upscale_output_is_input_size_times_scale(model_dir: Path, tmp_path: Pat
     assert "skipped" in many.output and "broken.jpg" in many.output
 
 
+def test_upscale_skips_images_over_the_pixel_limit(model_dir: Path, tmp_path: Path) -> None:
+    """A header claiming 8000x6000 (48 Mpx > the 40 Mpx default) is skipped undecoded; before,
+    upscale decoded it (and a real 20000x20000 PNG took 3 GB)."""
+    from tests.conftest import huge_header_png
+
+    source = tmp_path / "in"
+    source.mkdir()
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (9, 5, 3), np.uint8)).save(
+        source / "small.png")
+    (source / "huge.png").write_bytes(huge_header_png(8000, 6000))
+    runner = CliRunner()
+    done = runner.invoke(main, ["upscale", str(source), str(tmp_path / "out"), "--scale", "2",
+                                "--model", str(model_dir)])
+    assert done.exit_code == 0, done.output
+    assert "huge.png: too-many-pixels: 8000x6000 > 40000000 pixels" in done.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small.png"]
+    tight = runner.invoke(main, ["upscale", str(source / "small.png"), str(tmp_path / "s.png"),
+                                 "--model", str(model_dir), "--max-pixels", "44"])
+    assert tight.exit_code == 2, tight.output
+    assert "too-many-pixels: 5x9 > 44 pixels" in tight.output
+
+
+def test_srcnn_stages_apply_ingest_max_pixels(model_dir: Path, tmp_path: Path) -> None:
+    """srcnn_data and srcnn_evaluate skip, undecoded, images over ``ingest.max_pixels``."""
+    from tests.conftest import shipped_params_with
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, (h, w) in (("small.png", (60, 80)), ("large.png", (90, 120))):
+        smooth = (ramp(h, w)[..., None] * np.array([255, 200, 150])).astype(np.uint8)
+        Image.fromarray(smooth).save(photos / name)
+    params = str(shipped_params_with(
+        tmp_path, ingest={"max_pixels": 6000}, srcnn={"filters": [8, 4]},
+        srcnn_data={"images": str(photos), "glob": "*.png", "stride": 20},
+        srcnn_evaluate={"images": str(photos), "glob": "*.png", "crop": 16}))
+    runner = CliRunner()
+    data = runner.invoke(main, ["srcnn_data", "--params", params, "--out", str(tmp_path / "d")])
+    assert data.exit_code == 0, data.output
+    record = json.loads((tmp_path / "d" / "patches.json").read_text())
+    assert [Path(p).name for p, _ in record["skipped"]] == ["large.png"]
+    assert record["skipped"][0][1] == "too-many-pixels: 120x90 > 6000 pixels"
+    scored = runner.invoke(main, ["srcnn_evaluate", "--params", params, "--model", str(model_dir),
+                                  "--out", str(tmp_path / "e")])
+    assert scored.exit_code == 0, scored.output
+    report = json.loads((tmp_path / "e" / "report.json").read_text())
+    assert [(Path(r["path"]).name, r["reason"]) for r in report["skipped"]] == [
+        ("large.png", "too-many-pixels: 120x90 > 6000 pixels")]
+
+
 def test_srcnn_data_train_evaluate_stages(tmp_path: Path) -> None:
     """The three stages on two small photos: patches, one epoch, PSNR/SSIM against bicubic."""
     import yaml

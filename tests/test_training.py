@@ -189,3 +189,28 @@ def test_a_model_trained_with_a_schedule_is_evaluated_in_a_fresh_process(tmp_pat
          str(tmp_path / "scores")], cwd=tmp_path, env=env(), capture_output=True, text=True)
     assert scored.returncode == 0, scored.stderr
     assert json.loads((tmp_path / "scores" / "metrics.json").read_text())["images"] == 300
+
+
+def test_predict_skips_images_over_the_pixel_limit(tmp_path: Path) -> None:
+    """A header claiming 8000x6000 (48 Mpx > the 40 Mpx default) is skipped undecoded, and
+    --max-pixels lowers the limit; before, predict decoded any size (20000x20000 took 3 GB)."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from stages.cli import main
+    from tests.conftest import huge_header_png
+
+    digits_data(tmp_path / "data", 300, size=12)
+    run_in_process(tmp_path, "p", model="shallownet", epochs=1)
+    Image.fromarray(np.full((12, 12), 200, np.uint8)).save(tmp_path / "small.png")
+    (tmp_path / "huge.png").write_bytes(huge_header_png(8000, 6000))
+    model = str(tmp_path / "p" / "model")
+    runner = CliRunner()
+    done = runner.invoke(main, ["predict", model, str(tmp_path / "small.png"),
+                                str(tmp_path / "huge.png"), "--json"])
+    assert done.exit_code == 0, done.output
+    assert "huge.png: too-many-pixels: 8000x6000 > 40000000 pixels" in done.output
+    tight = runner.invoke(main, ["predict", model, str(tmp_path / "small.png"),
+                                 "--max-pixels", "143"])
+    assert tight.exit_code == 2, tight.output
+    assert "too-many-pixels: 12x12 > 143 pixels" in tight.output

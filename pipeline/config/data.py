@@ -50,6 +50,12 @@ class SourceParams(Section):
         description="kind=csv with a folder as path: the CSV's name inside it. Prefer this form: "
         "the whole folder is then the DVC dependency, so editing an image re-runs ingest.",
     )
+    roots: list[str] = Field(
+        [],
+        description="kind=csv: further folders the CSV's paths may name (absolute, `..` or "
+        "through a symlink) besides the CSV's own folder; anything resolving elsewhere is "
+        "rejected as escapes-root. Images under them are not DVC dependencies of ingest.",
+    )
 
     @model_validator(mode="after")
     def _pattern_has_label(self) -> SourceParams:
@@ -76,7 +82,16 @@ class IngestParams(Section):
         "as skipped.",
     )
     max_pixels: PosInt = Field(
-        40_000_000, description="Images with more pixels than this are rejected (decompression bombs)."
+        40_000_000,
+        description="Images with more pixels than this are rejected undecoded (decompression "
+        "bombs): by ingest, srcnn_data and srcnn_evaluate; `cvpipe predict` and `cvpipe upscale` "
+        "use this default unless given --max-pixels.",
+    )
+    duplicate_labels: Literal["reject", "keep_first"] = Field(
+        "reject",
+        description="Identical images (same SHA-256) with different labels: reject lists them "
+        "all in rejects.csv as conflicting-labels; keep_first keeps the first by path (and its "
+        "copies with the same label) and rejects the copies labelled otherwise.",
     )
     max_reject_fraction: float = Field(
         0.05, ge=0.0, le=1.0, description="The stage fails when more images than this are rejected."

@@ -80,10 +80,17 @@ def from_filenames(
 SOURCE_SPLITS = ("train", "val", "test")
 
 
-def from_csv(manifest: Path, extensions: set[str]) -> tuple[list[Candidate], list[Skip]]:
+def from_csv(
+    manifest: Path, extensions: set[str], roots: list[str] | tuple[str, ...] = ()
+) -> tuple[list[Candidate], list[Skip]]:
     """A CSV with columns ``path,label`` (and optionally ``split``: train, val or test, which the
-    split stage keeps). Paths are relative to the CSV and may not leave its folder."""
+    split stage keeps). Paths are relative to the CSV and may not leave its folder, except into
+    one of ``roots`` (``ingest.source.roots``): there absolute paths, ``..`` paths and symlinks
+    are allowed. Where a path lands is decided on its fully resolved form (symlinks followed)."""
     root = manifest.parent.resolve()
+    allowed = [root, *(Path(r).resolve() for r in roots)]
+    where = (f"outside {root} and ingest.source.roots ({', '.join(map(str, allowed[1:]))})"
+             if roots else f"outside {root} (list its folder in ingest.source.roots to allow it)")
     rows: list[tuple[Path, str, str]] = []
     skipped: list[Skip] = []
     with manifest.open(newline="", encoding="utf-8-sig") as handle:
@@ -100,8 +107,8 @@ def from_csv(manifest: Path, extensions: set[str]) -> tuple[list[Candidate], lis
             elif split and split not in SOURCE_SPLITS:
                 skipped.append(Skip(path, "bad-row", f"line {line}: split {split!r} is not one "
                                                      f"of {', '.join(SOURCE_SPLITS)}"))
-            elif not path.resolve().is_relative_to(root):
-                skipped.append(Skip(path, "escapes-root", f"line {line}: {raw} is outside {root}"))
+            elif not any(path.resolve().is_relative_to(folder) for folder in allowed):
+                skipped.append(Skip(path, "escapes-root", f"line {line}: {raw} is {where}"))
             elif not path.is_file():
                 skipped.append(Skip(path, "missing", f"line {line}: no such file"))
             else:
@@ -120,7 +127,7 @@ def discover(source: SourceParams, extensions: list[str]) -> tuple[list[Candidat
         if not root.is_file():
             raise InputError(f"ingest.source.path: kind csv needs a CSV file or a folder with "
                              f"{source.manifest}, got {root}")
-        found, skipped = from_csv(root, exts)
+        found, skipped = from_csv(root, exts, source.roots)
     elif not root.is_dir():
         raise InputError(f"ingest.source.path: kind {source.kind} needs a folder, got {root}")
     elif source.kind == "folder":

@@ -19,7 +19,7 @@ from pipeline.config import Params
 from pipeline.generative import superres
 from pipeline.io.atomic import atomic_path, read_json, write_json
 from pipeline.io.errors import InputError
-from pipeline.io.images import list_images, read_images
+from pipeline.io.images import DEFAULT_MAX_PIXELS, list_images, read_images
 from pipeline.train.schedules import optimizer_named
 
 MODEL = "model.keras"
@@ -128,12 +128,14 @@ class UpscaleRun:
     skipped: list[tuple[str, str]]
 
 
-def upscale_files(source: Path, out: Path, model_dir: Path, scale: int | None = None) -> UpscaleRun:
+def upscale_files(source: Path, out: Path, model_dir: Path, scale: int | None = None,
+                  max_pixels: int = DEFAULT_MAX_PIXELS) -> UpscaleRun:
     """Enlarge the image ``source`` into the file ``out``, or every image of the folder ``source``
     into the folder ``out`` (one PNG each), with the SRCNN in ``model_dir``.
 
-    ``scale`` defaults to the factor the model was trained for. Unreadable images are skipped
-    and listed; :class:`InputError` if none is readable or ``out``'s extension is no format.
+    ``scale`` defaults to the factor the model was trained for. Unreadable images, and those of
+    more than ``max_pixels`` pixels (not decoded), are skipped and listed; :class:`InputError`
+    if none is readable or ``out``'s extension is no format.
     """
     from PIL import Image
 
@@ -146,7 +148,7 @@ def upscale_files(source: Path, out: Path, model_dir: Path, scale: int | None = 
         raise InputError(f"{source} has no image files")
     network, meta = load(model_dir)
     factor = scale or int(meta["scale"])
-    images, skipped = read_images(paths)
+    images, skipped = read_images(paths, max_pixels)
     if not images:
         raise InputError(f"no readable image in {source}", [f"{p}: {why}" for p, why in skipped])
     written = []
@@ -178,9 +180,11 @@ def score_image(model: keras.Model, rgb: np.ndarray, scale: int, edge: int) -> d
     }
 
 
-def evaluate(model_dir: Path, paths: list[Path], scale: int) -> dict[str, Any]:
-    """Score every readable image; means over images as in the paper's tables."""
-    images, skipped = read_images(paths)
+def evaluate(model_dir: Path, paths: list[Path], scale: int,
+             max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+    """Score every readable image of at most ``max_pixels`` pixels (the others are skipped);
+    means over images as in the paper's tables."""
+    images, skipped = read_images(paths, max_pixels)
     if not images:
         raise InputError("no readable test images", [f"{path}: {why}" for path, why in skipped])
     model, meta = load(model_dir)

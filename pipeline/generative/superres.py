@@ -117,8 +117,10 @@ def replace_luminance(rgb: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def write_patches(paths: list[Path], out: Path, scale: int, size: int, stride: int, edge: int,
-                  val: float, seed: int) -> dict:
+                  val: float, seed: int, *, max_pixels: int) -> dict:
     """Cut sub-images from every readable image into ``out/train.h5`` and ``out/val.h5``.
+
+    Images of more than ``max_pixels`` pixels (``ingest.max_pixels``) are skipped undecoded.
 
     Each file holds ``inputs`` and ``labels`` (float32, chunked); a seeded ``val`` fraction of the
     sub-images goes to ``val.h5``. ``patches.json`` records the geometry, the counts and the
@@ -131,7 +133,7 @@ def write_patches(paths: list[Path], out: Path, scale: int, size: int, stride: i
     from pipeline.io.errors import InputError
     from pipeline.io.images import read_images
 
-    images, skipped = read_images(paths)
+    images, skipped = read_images(paths, max_pixels)
     parts = [cut_patches(luminance(rgb), scale, size, stride, edge)
              for _, rgb in tqdm(images, desc="sub-images", unit="image", disable=len(images) < 5)]
     parts = [p for p in parts if len(p.inputs)]

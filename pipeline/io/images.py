@@ -1,7 +1,10 @@
 """Decoding with Pillow: checking a file, converting any mode to 1 or 3 channels, resizing.
 
 Pillow's own decompression-bomb guard is replaced by an explicit ``max_pixels`` check so that a
-huge header is a reject with a reason, not a warning or a crash.
+huge header is a reject with a reason, not a warning or a crash. Every reader of a user's image
+(:func:`inspect`, :func:`load`, :func:`read_rgb`, :func:`read_images`) checks the width and
+height the header claims before decoding a pixel; the limit is ``ingest.max_pixels``, or its
+schema default :data:`DEFAULT_MAX_PIXELS` where a command has no params file.
 """
 
 from __future__ import annotations
@@ -63,6 +66,18 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
+#: ``ingest.max_pixels``'s default: the pixel limit of commands that have no params file.
+DEFAULT_MAX_PIXELS: int = IngestParams().max_pixels
+
+
+def check_pixels(img: Image.Image, max_pixels: int | None) -> None:
+    """Raise :class:`RejectedImage` (too-many-pixels) if ``img``'s header claims more than
+    ``max_pixels`` pixels (``None``: no limit). Pillow has read only the header at this point."""
+    width, height = img.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise RejectedImage("too-many-pixels", f"{width}x{height} > {max_pixels} pixels")
+
+
 def inspect(path: str | Path, max_pixels: int) -> ImageInfo:
     """Hash and fully decode one file; raise :class:`RejectedImage` saying why it is unusable."""
     data = Path(path).read_bytes()
@@ -77,8 +92,7 @@ def inspect(path: str | Path, max_pixels: int) -> ImageInfo:
         raise RejectedImage("not-an-image", str(exc)) from None
     with img:
         width, height = img.size
-        if width * height > max_pixels:
-            raise RejectedImage("too-many-pixels", f"{width}x{height} > {max_pixels} pixels")
+        check_pixels(img, max_pixels)
         if img.mode not in SUPPORTED_MODES:
             raise RejectedImage("unsupported-mode", img.mode)
         try:
@@ -117,14 +131,18 @@ def load(
     channels: int,
     resize: str = "simple",
     interpolation: str = "bilinear",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> np.ndarray:
     """Decode, orient, convert and resize one image to a ``(H, W, C)`` uint8 array.
 
-    ``size`` is ``(height, width)``. ``resize="aspect"`` scales the shorter side to fit and
-    centre-crops the longer one. JPEGs are decoded in draft mode (a reduced DCT scale) when the
-    target is smaller, which is much faster than decoding full size and shrinking.
+    ``size`` is ``(height, width)``. An image of more than ``max_pixels`` pixels is not
+    decoded: :class:`RejectedImage` (``None``: no limit, for images ingest already checked).
+    ``resize="aspect"`` scales the shorter side to fit and centre-crops the longer one. JPEGs
+    are decoded in draft mode (a reduced DCT scale) when the target is smaller, which is much
+    faster than decoding full size and shrinking.
     """
     with Image.open(path) as img:
+        check_pixels(img, max_pixels)
         transposed = _orientation(img) in _TRANSPOSED
         if img.format == "JPEG":
             stored_target = (size[1], size[0]) if transposed else size
@@ -153,19 +171,26 @@ def list_images(path: str | Path, pattern: str = "*") -> list[Path]:
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """An image file as uint8 RGB ``(H, W, 3)``, EXIF orientation applied."""
+def read_rgb(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An image file as uint8 RGB ``(H, W, 3)``, EXIF orientation applied; :class:`RejectedImage`
+    without decoding it if it has more than ``max_pixels`` pixels."""
     with Image.open(path) as img:
+        check_pixels(img, max_pixels)
         img = ImageOps.exif_transpose(img)
         return np.asarray(img.convert("RGB"))
 
 
-def read_images(paths: list[Path]) -> tuple[list[tuple[Path, np.ndarray]], list[tuple[str, str]]]:
-    """The readable images as RGB, and ``(path, reason)`` for those skipped."""
+def read_images(
+    paths: list[Path], max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[list[tuple[Path, np.ndarray]], list[tuple[str, str]]]:
+    """The readable images as RGB, and ``(path, reason)`` for those skipped (unreadable, or
+    more than ``max_pixels`` pixels: ``too-many-pixels: WxH > N pixels``)."""
     images, skipped = [], []
     for path in paths:
         try:
-            images.append((path, read_rgb(path)))
+            images.append((path, read_rgb(path, max_pixels)))
+        except RejectedImage as exc:
+            skipped.append((str(path), str(exc)))
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
             skipped.append((str(path), f"{type(exc).__name__}: {exc}"))
     return images, skipped

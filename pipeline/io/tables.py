@@ -10,13 +10,18 @@ from pathlib import Path
 from pipeline.io import atomic
 
 
-def write_csv(target: str | Path, fieldnames: list[str], rows: Iterable[Mapping[str, object]]) -> None:
-    """Atomically write ``rows`` under a header of ``fieldnames``."""
+def csv_text(fieldnames: list[str], rows: Iterable[Mapping[str, object]]) -> str:
+    """``rows`` under a header of ``fieldnames`` as CSV text (the csv module quotes as needed)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=fieldnames, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic.write_text(target, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_csv(target: str | Path, fieldnames: list[str], rows: Iterable[Mapping[str, object]]) -> None:
+    """Atomically write ``rows`` under a header of ``fieldnames``."""
+    atomic.write_text(target, csv_text(fieldnames, rows))
 
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:

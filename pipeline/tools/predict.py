@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.io.errors import InputError
-from pipeline.io.images import RejectedImage, expand, load
+from pipeline.io.images import DEFAULT_MAX_PIXELS, RejectedImage, expand, load
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,11 @@ class Prediction:
     top: list[tuple[str, float]]
 
 
-def predict(model_dir: Path, paths: list[Path], top_k: int = 5,
-            batch_size: int = 64) -> tuple[list[Prediction], list[tuple[str, str]]]:
+def predict(model_dir: Path, paths: list[Path], top_k: int = 5, batch_size: int = 64,
+            max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[list[Prediction], list[tuple[str, str]]]:
     """Predictions for the readable images, and ``(path, reason)`` for those that were skipped.
+
+    Images of more than ``max_pixels`` pixels are skipped (``too-many-pixels``) before decoding.
 
     :class:`InputError` if ``model_dir`` lacks the train stage's files or no image is readable.
     """
@@ -37,10 +39,10 @@ def predict(model_dir: Path, paths: list[Path], top_k: int = 5,
     for path in expand(paths):
         try:
             arrays.append(load(path, tuple(spec["size"]), spec["channels"], spec["resize"],
-                               spec["interpolation"]))
+                               spec["interpolation"], max_pixels))
             kept.append(path)
         except RejectedImage as exc:
-            skipped.append((str(path), exc.reason))
+            skipped.append((str(path), str(exc)))
         except (OSError, ValueError, SyntaxError) as exc:
             skipped.append((str(path), f"unreadable: {exc}"))
     if not arrays:
