@@ -108,6 +108,37 @@ def test_augmentation_only_in_training(tmp_path: Path) -> None:
     assert x_aug.shape == x_plain.shape and not np.allclose(x_aug, x_plain)
 
 
+def test_augmentation_of_a_batch_depends_only_on_seed_epoch_and_batch(tmp_path: Path) -> None:
+    """Batch 1 of epoch 3 read first, or after every batch before it: the same transforms (a
+    resumed run sees what an uninterrupted one saw); another seed gives other transforms."""
+    rng = np.random.default_rng(0)
+    with h5py.File(tmp_path / "s.h5", "w") as f:
+        f.create_dataset("images", data=rng.integers(0, 256, (40, 12, 12, 3), dtype=np.uint8))
+        f.create_dataset("labels", data=(np.arange(40) % 3).astype(np.int32))
+        f.create_dataset("paths", data=[f"{i}.png" for i in range(40)],
+                         dtype=h5py.string_dtype())
+        f.attrs["classes"] = json.dumps(["a", "b", "c"])
+    every = AugmentParams(flip=True, rotation=0.1, shift=0.2, zoom=0.2, contrast=0.3)
+
+    def loader(seed: int = 0, epoch: int = 0) -> HDF5Loader:
+        return HDF5Loader(tmp_path / "s.h5", 8, Preprocessor(), training=True, seed=seed,
+                          augment=build_augment(every, seed), epoch=epoch)
+
+    direct = loader(epoch=3)[1][0]
+    walked = loader()
+    for _ in range(3):
+        [walked[i] for i in range(len(walked))]
+        walked.on_epoch_end()
+    walked[0]
+    np.testing.assert_array_equal(walked[1][0], direct)
+    plain = HDF5Loader(tmp_path / "s.h5", 8, Preprocessor(), training=True, epoch=3)[1][0]
+    assert not np.allclose(direct, plain)
+    # the same order, another augmentation seed: other transforms
+    other = HDF5Loader(tmp_path / "s.h5", 8, Preprocessor(), training=True, seed=0, epoch=3,
+                       augment=build_augment(every, 1))[1][0]
+    assert not np.allclose(direct, other)
+
+
 def test_feeds_model_fit(tmp_path: Path) -> None:
     make_split(tmp_path / "s.h5", n=64, size=8)
     loader = HDF5Loader(tmp_path / "s.h5", 16, Preprocessor(), training=True, memory_limit_mb=0)

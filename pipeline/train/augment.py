@@ -1,17 +1,59 @@
-"""Data augmentation from params, as Keras preprocessing layers (random only in training)."""
+"""Data augmentation from params: Keras preprocessing layers whose random draws for a batch come
+from ``(seed, epoch, batch)``, so a run resumed after a kill sees the same augmented images.
+
+Keras does the work (``RandomFlip``, ``RandomRotation``, ``RandomTranslation``, ``RandomZoom``,
+``RandomContrast``). Called as layers they draw from a ``SeedGenerator`` that lives in the layer
+and advances with every call; that state is not in the training backup, so a resumed run would
+draw other transforms than an uninterrupted one. :class:`Augmenter` instead calls each layer's
+``get_random_transformation`` with a fresh ``keras.random.SeedGenerator`` seeded for the batch
+(as Keras's own ``RandAugment`` passes its seed to the layers it wraps), then
+``transform_images``. Nothing is carried from one batch to the next, so the result does not
+depend on what ran before, on the order batches are made in, or on the loader's worker threads.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from pipeline.config import AugmentParams
 
 if TYPE_CHECKING:
     import keras
 
+#: Tags the augmentation's random stream of a batch apart from the crop's ``(seed, epoch, batch)``
+#: and the DCGAN noise's ``(seed, epoch, batch, 1)``.
+STREAM = 2
 
-def build(params: AugmentParams, seed: int) -> keras.Sequential | None:
-    """A ``keras.Sequential`` of the enabled augmentations, or ``None`` when none is enabled.
+
+class Augmenter:
+    """The enabled augmentation layers, applied in order with per-batch randomness."""
+
+    def __init__(self, layers: Sequence[keras.layers.Layer], seed: int):
+        self.layers = list(layers)
+        self.seed = seed
+
+    def batch_seed(self, epoch: int, batch: int) -> int:
+        """The seed of batch ``batch`` of epoch ``epoch`` (a function of those and the seed)."""
+        rng = np.random.default_rng([self.seed, epoch, batch, STREAM])
+        return int(rng.integers(2**31 - 1))
+
+    def __call__(self, images: np.ndarray, epoch: int, batch: int) -> np.ndarray:
+        """``images`` (a batch, pixel values 0-255) transformed as batch ``batch`` of ``epoch``."""
+        import keras
+
+        generator = keras.random.SeedGenerator(self.batch_seed(epoch, batch))
+        x = keras.ops.convert_to_tensor(images, dtype="float32")
+        for layer in self.layers:
+            transformation = layer.get_random_transformation(x, training=True, seed=generator)
+            x = layer.transform_images(x, transformation, training=True)
+        return keras.ops.convert_to_numpy(x)
+
+
+def build(params: AugmentParams, seed: int) -> Augmenter | None:
+    """An :class:`Augmenter` of the enabled augmentations, or ``None`` when none is enabled.
 
     The layers expect pixel values in 0-255 (``RandomContrast`` clips to that range), so the
     loader applies them before mean subtraction and scaling.
@@ -32,4 +74,4 @@ def build(params: AugmentParams, seed: int) -> keras.Sequential | None:
         layers.append(keras.layers.RandomZoom(params.zoom, fill_mode="reflect", seed=seed))
     if params.contrast:
         layers.append(keras.layers.RandomContrast(params.contrast, value_range=(0, 255), seed=seed))
-    return keras.Sequential(layers, name="augment")
+    return Augmenter(layers, seed)

@@ -4,7 +4,9 @@ A split that fits in ``memory_limit_mb`` is read once and shuffled per epoch in 
 one is streamed: each epoch visits contiguous blocks of ``block_size`` images in a new random
 order, and a window of several blocks is read with a few contiguous slices and shuffled before it
 is cut into batches. (Reading HDF5 with a random index list is about 30 times slower than
-contiguous slices.) Every order is derived from ``(seed, epoch)``, so a run repeats exactly.
+contiguous slices.) Every order is derived from ``(seed, epoch)`` and every random crop and
+augmentation of a batch from ``(seed, epoch, batch)``, so a run repeats exactly and a resumed run
+sees the same batches as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import keras
 import numpy as np
 
 from pipeline.io.hdf5 import Split
+from pipeline.train.augment import Augmenter
 from pipeline.train.preprocess import Preprocessor
 
 #: Streaming windows hold at least this many blocks, so batches mix several parts of the file.
@@ -39,7 +42,8 @@ class HDF5Loader(keras.utils.PyDataset):
     """A ``keras.utils.PyDataset`` over one split file, yielding ``(images, labels)``.
 
     Labels are class indices (use a sparse loss). With ``shuffle`` the order changes every epoch;
-    ``augment`` (a Keras model of random layers) and random crops apply only when ``training``.
+    ``augment`` (:class:`pipeline.train.augment.Augmenter`) and random crops apply only when
+    ``training``.
     Pass ``shuffle=False`` to ``model.fit``: the loader shuffles, Keras need not.
     """
 
@@ -50,7 +54,7 @@ class HDF5Loader(keras.utils.PyDataset):
         preprocessor: Preprocessor,
         *,
         training: bool = False,
-        augment: keras.Model | None = None,
+        augment: Augmenter | None = None,
         seed: int = 0,
         memory_limit_mb: int = 1024,
         block_size: int = 256,
@@ -161,9 +165,7 @@ class HDF5Loader(keras.utils.PyDataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         images = self.preprocessor.crop_batch(images, rng)
         if self.augment is not None:
-            images = keras.ops.convert_to_numpy(
-                self.augment(images.astype(np.float32), training=True)
-            )
+            images = self.augment(images.astype(np.float32), self.epoch, index)
         return self.preprocessor.normalise(images), labels
 
     def signature(self) -> list[tuple[str, tuple[int | None, ...]]]:
