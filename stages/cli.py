@@ -88,10 +88,18 @@ def params() -> None:
 @params.command("check")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path), default="params.yaml")
 def params_check(file: Path) -> None:
-    """Validate FILE (default params.yaml); exit 2 naming each bad key."""
-    from stages.common import load_or_exit
+    """Validate FILE (default params.yaml); exit 2 naming each bad key.
 
-    load_or_exit(file)
+    Also checks that every input path it names is there (the source, the SRCNN images, a
+    weights file), except folders under ``embed.out``, which the embed stage writes first.
+    """
+    from pipeline.config import missing_inputs
+    from stages.common import exit_listing, load_or_exit
+
+    params = load_or_exit(file)
+    missing = missing_inputs(params, produced=(params.embed.out,))
+    if missing:
+        exit_listing(f"invalid params in {file}:", missing)
     click.echo(f"{file}: valid")
 
 

@@ -147,12 +147,14 @@ def training_outputs(model: str, live: str, checkpoint: str, checkpoint_help: st
     return decorate
 
 
-def load_or_exit(path: Path) -> Params:
-    """Validate the whole params file; on any error print each dotted key and exit with 2."""
-    from pipeline.config import ParamsError, load_params
+def load_or_exit(path: Path, inputs: tuple[str, ...] = ()) -> Params:
+    """Validate the whole params file, and that the paths the keys ``inputs`` name (the ones
+    this stage reads, e.g. ``ingest.source.path``) are there; on any error print each dotted
+    key and exit with 2. Paths other stages read are not checked here."""
+    from pipeline.config import ParamsError, load_params, require_inputs
 
     try:
-        return load_params(path)
+        return require_inputs(load_params(path), *inputs)
     except ParamsError as exc:
         exit_listing(f"invalid params in {path}:", exc.lines)
 

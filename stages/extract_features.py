@@ -22,7 +22,7 @@ def cli(params_path: Path, data: Path, out: Path) -> None:
     ``backbone.image_size`` RGB images through its own ``preprocess_input`` and pooled by
     ``extract_features.pooling``. Batches stream from HDF5 to HDF5, so memory stays flat.
     """
-    params = load_or_exit(params_path)
+    params = load_or_exit(params_path, inputs=("backbone.weights",))
     quiet_backend()
     from pipeline.data.split import SPLITS
     from pipeline.models import backbones

@@ -30,7 +30,7 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     frozen in inference mode. Both phases log one continuous dvclive history; a killed run
     resumes from its last finished epoch in either phase.
     """
-    params = load_or_exit(params_path)
+    params = load_or_exit(params_path, inputs=("backbone.weights",))
     quiet_backend()
     from pipeline.transfer.finetune import finetune
 

@@ -27,7 +27,7 @@ def cli(params_path: Path, out: Path, reports: Path) -> None:
     SHA-256) go to ``duplicates.csv``. The manifest and the reports are written as one set:
     a failed run leaves the previous set; a refused one writes the reports and no manifest.
     """
-    params = load_or_exit(params_path)
+    params = load_or_exit(params_path, inputs=("ingest.source.path",))
     from pipeline.data.ingest import TooManyRejects, check_rejects, ingest, write_outputs
     from pipeline.io.errors import InputError
 

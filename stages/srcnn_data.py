@@ -23,7 +23,7 @@ def cli(params_path: Path, out: Path) -> None:
     images, and those over ``ingest.max_pixels`` (not decoded), are skipped and listed in
     patches.json.
     """
-    params = load_or_exit(params_path)
+    params = load_or_exit(params_path, inputs=("srcnn_data.images",))
     from pipeline.generative.superres import border, write_patches
 
     sd = params.srcnn_data

@@ -31,7 +31,7 @@ def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     of images skipped, unreadable or over ``ingest.max_pixels``; report.json lists them).
     crops.png puts bicubic, SRCNN and the ground truth side by side where SRCNN gains most.
     """
-    params = load_or_exit(params_path)
+    params = load_or_exit(params_path, inputs=("srcnn_evaluate.images",))
     quiet_backend()
     from pipeline.generative import srcnn
     from pipeline.io.atomic import write_json

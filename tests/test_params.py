@@ -65,9 +65,18 @@ def test_pattern_needs_label_group() -> None:
 
 
 def test_missing_source_path(tmp_path: Path) -> None:
+    """The schema checks values; the path is checked by the stage that reads it."""
+    from pipeline.config import missing_inputs, require_inputs
+
     data = defaults()
     data["ingest"]["source"]["path"] = str(tmp_path / "nowhere")
-    assert errors_of(data) == [f"ingest.source.path: does not exist: {tmp_path / 'nowhere'}"]
+    params = validate(data)
+    expected = f"ingest.source.path: does not exist: {tmp_path / 'nowhere'}"
+    assert missing_inputs(params) == [expected]
+    with pytest.raises(ParamsError) as info:
+        require_inputs(params, "ingest.source.path")
+    assert info.value.lines == [expected]
+    require_inputs(params, "backbone.weights", "srcnn_data.images")  # not the stages' business
 
 
 def test_not_a_mapping_and_bad_yaml(tmp_path: Path) -> None:

@@ -90,11 +90,12 @@ def test_imagenet_weights_offline_fail_fast_naming_the_fix(tmp_path: Path) -> No
 
 
 def test_missing_weights_file_is_a_params_error(tmp_path: Path) -> None:
-    from pipeline.config import ParamsError
+    from pipeline.config import ParamsError, require_inputs
 
     path = params_file(tmp_path, backbone={"weights": str(tmp_path / "nope.h5")})
+    params = load_params(path)  # the schema checks values; extract_features checks the file
     with pytest.raises(ParamsError) as raised:
-        load_params(path)
+        require_inputs(params, "backbone.weights")
     assert raised.value.lines[0].startswith("backbone.weights: no such file")
 
 

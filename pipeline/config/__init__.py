@@ -3,7 +3,9 @@
 Every stage loads the whole file through :func:`load_params` before it does anything, so a typo in
 any section stops every stage with a message that names the dotted key. The sections live in one
 module per family (``data``, ``training``, ``transfer``, ``evaluate``, ``generative``); ``loading``
-reads a file and words the errors; ``reference`` writes the params reference from the schema.
+reads a file and words the errors; ``paths`` checks the input paths a stage reads (the schema
+checks values only, so a path another stage reads never stops this one); ``reference`` writes the
+params reference from the schema.
 """
 
 from pipeline.config.base import (
@@ -33,6 +35,7 @@ from pipeline.config.generative import (
 )
 from pipeline.config.loading import ParamsError, load_params, validate
 from pipeline.config.params import Params, member_params
+from pipeline.config.paths import missing_inputs, require_inputs
 from pipeline.config.training import (
     ArchParams,
     AugmentParams,
@@ -59,5 +62,5 @@ __all__ = [
     "Params", "ParamsError", "ParamsPathError", "PhaseParams", "PosInt", "PreprocessParams",
     "RenamedKeyError", "ScheduleParams", "Section", "SourceParams", "SplitParams",
     "SrcnnDataParams", "SrcnnEvaluateParams", "SrcnnParams", "TrainLogregParams", "TrainParams",
-    "load_params", "member_params", "validate",
+    "load_params", "member_params", "missing_inputs", "require_inputs", "validate",
 ]

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError, model_validator
 
-from pipeline.config.base import KeyedError, ParamsPathError, Section
+from pipeline.config.base import KeyedError, Section
 from pipeline.config.data import (
     BaseParams,
     EmbedParams,
@@ -52,17 +51,6 @@ class Params(Section):
     srcnn_data: SrcnnDataParams = SrcnnDataParams()
     srcnn: SrcnnParams = SrcnnParams()
     srcnn_evaluate: SrcnnEvaluateParams = SrcnnEvaluateParams()
-
-    @model_validator(mode="after")
-    def _source_exists(self) -> Params:
-        """Input folders must exist, unless the embed stage writes them (DVC runs embed first)."""
-        for key, value in (("ingest.source.path", self.ingest.source.path),
-                           ("srcnn_data.images", self.srcnn_data.images),
-                           ("srcnn_evaluate.images", self.srcnn_evaluate.images)):
-            path = Path(value)
-            if not (path.exists() or path.is_relative_to(Path(self.embed.out))):
-                raise ParamsPathError(f"{key}: does not exist: {path}")
-        return self
 
     @model_validator(mode="after")
     def _srcnn_label_fits(self) -> Params:

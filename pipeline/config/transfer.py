@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.config.base import Optimizer, ParamsPathError, PosInt, Section
+from pipeline.config.base import Optimizer, PosInt, Section
 from pipeline.config.training import AugmentParams, LoaderParams, ScheduleParams
 from pipeline.models import BACKBONES
 
@@ -34,15 +33,6 @@ class BackboneParams(Section):
         description="[height, width] the backbone sees; stored images are resized to it and "
         "grey is repeated to RGB. Make hdf5.image_size match to skip the resize.",
     )
-
-    @model_validator(mode="after")
-    def _weights_file_exists(self) -> BackboneParams:
-        if self.weights in ("imagenet", "none") or Path(self.weights).is_file():
-            return self
-        raise ParamsPathError(
-            f"backbone.weights: no such file: {self.weights} (expected imagenet, none or the "
-            "path of a weights file)"
-        )
 
 
 class ExtractFeaturesParams(Section):

@@ -138,8 +138,15 @@ def discover(source: SourceParams, extensions: list[str]) -> tuple[list[Candidat
 
 
 def display_path(path: Path) -> str:
-    """A path as the manifest stores it: relative to the working directory where possible."""
+    """A path as the manifest stores it, naming the same file in the workspace and in a
+    ``dvc exp run --temp``/``--queue`` copy of it (under ``.dvc/tmp/exps``): relative to the
+    working directory (the repository root, where DVC runs stages) when it lies inside it,
+    else absolute. A ``../`` path would mean another file in the copy. ``os.path.abspath``
+    folds ``..`` without following symlinks, so a linked folder keeps its name."""
+    absolute = os.path.abspath(path)
     try:
-        return Path(os.path.relpath(path)).as_posix()
+        relative = os.path.relpath(absolute)
     except ValueError:  # another drive on Windows
-        return path.resolve().as_posix()
+        return Path(absolute).as_posix()
+    outside = relative == os.pardir or relative.startswith(os.pardir + os.sep)
+    return Path(absolute if outside else relative).as_posix()
