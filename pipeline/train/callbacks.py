@@ -50,3 +50,34 @@ class LiveLogger(keras.callbacks.Callback):
         plot_curves(Path(self.live.plots_dir) / "metrics", Path(self.live.dir) / "curves.png",
                     self.panels)
         self._drawn = time.monotonic()
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Sets every ``keras.random.SeedGenerator`` of the model (``Dropout``, ``GaussianNoise``,
+    any random layer inside it) to a state derived from ``(seed, epoch)`` when an epoch begins.
+
+    Within an epoch a generator advances one step per batch, so each batch's draws are a
+    function of seed, epoch and batch. The generators' state is not in the weights that
+    ``BackupAndRestore`` keeps, and a resumed run repeats its epoch from the start; without this
+    it would draw from the state of a fresh process instead of the uninterrupted run's.
+    Keras does the work: the states are the model's ``seed_generator_state`` variables, assigned
+    before the epoch's first step (which every backend reads them at).
+    """
+
+    #: Tags this stream apart from the loader's crops (``(seed, epoch, batch)``), the DCGAN noise
+    #: (``..., 1``) and the augmentation (``..., 2``).
+    STREAM = 3
+
+    def __init__(self, seed: int):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        import numpy as np
+
+        states = [v for v in self.model.non_trainable_variables
+                  if v.name == "seed_generator_state"]
+        for i, state in enumerate(states):
+            rng = np.random.default_rng([self.seed, epoch, i, self.STREAM])
+            value = np.array([rng.integers(2**31 - 1), 0])
+            state.assign(keras.ops.convert_to_tensor(value, dtype=state.dtype))

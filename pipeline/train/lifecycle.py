@@ -29,7 +29,7 @@ import keras
 from pipeline.config import EarlyStoppingParams
 from pipeline.io.atomic import atomic_path
 from pipeline.train import resume
-from pipeline.train.callbacks import LiveLogger
+from pipeline.train.callbacks import EpochSeeds, LiveLogger
 from pipeline.train.history import CLASSIFIER_PANELS, live_run
 
 
@@ -82,14 +82,16 @@ class TrainingRun:
                   panels: tuple[str, ...] = CLASSIFIER_PANELS, backup: Path | None = None,
                   best: Path | None = None, extra: Sequence[keras.callbacks.Callback] = ()) -> list:
         """Logging first (so a kill never logs an epoch the backup lacks), then ``extra``, the
-        backup in ``backup`` (default: the checkpoint folder), the best model by ``monitor``
+        model's random layers reseeded from ``(seed, epoch)`` each epoch (so a resumed epoch draws
+        what the uninterrupted one drew), the backup in ``backup`` (default: the checkpoint
+        folder), the best model by ``monitor``
         (``best``, default ``<checkpoint>/best.keras``; none when ``monitor`` is None), early
         stopping."""
         if self.live is None:
             raise RuntimeError("callbacks() is for use inside logging()")
         folder = backup or self.checkpoint_dir
         out: list[keras.callbacks.Callback] = [
-            LiveLogger(self.live, panels), *extra,
+            LiveLogger(self.live, panels), *extra, EpochSeeds(self.seed),
             keras.callbacks.BackupAndRestore(str(resume.backup_dir(folder)),
                                              double_checkpoint=True, delete_checkpoint=False),
         ]
