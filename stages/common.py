@@ -174,8 +174,21 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def quiet_backend() -> None:
-    """Silence TensorFlow's start-up chatter before Keras is imported."""
+    """Silence TensorFlow's chatter; call it before Keras is imported.
+
+    ``TF_CPP_MIN_LOG_LEVEL`` no longer reaches the native lines TensorFlow logs before absl is
+    initialised, so fd 2 goes through :func:`pipeline.io.native_log.filter_native_log` too
+    (not with ``CVPIPE_DEBUG=1``, which shows everything); TensorFlow's Python logger keeps
+    errors only (its warnings are about tracing).
+    """
+    import logging
+
+    from pipeline.io.native_log import filter_native_log
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not debugging():
+        filter_native_log()
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def images_or_exit(section: str, folder: str, pattern: str) -> list[Path]:

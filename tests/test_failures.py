@@ -8,7 +8,6 @@ exits) run in-process on a small command of this file's own that uses :class:`st
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,11 +21,6 @@ from stages.common import Stage, StageGroup
 from tests.conftest import ROOT, venv_env
 from tests.conftest import shipped_params_with as params_file
 
-#: Lines TensorFlow's native logging prints at import, whatever TF_CPP_MIN_LOG_LEVEL says
-#: (absl writes to stderr before it is initialised); they are not the command's.
-TF_NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|"
-                           r"[IWEF]\d{4} \d\d:\d\d:\d\d)")
-
 
 def stage(*args: str, cwd: Path, debug: bool = False) -> subprocess.CompletedProcess:
     """``python -m <args>`` in ``cwd`` with the project importable; CVPIPE_DEBUG set if asked."""
@@ -36,11 +30,6 @@ def stage(*args: str, cwd: Path, debug: bool = False) -> subprocess.CompletedPro
         env["CVPIPE_DEBUG"] = "1"
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=120)
-
-
-def own_lines(stderr: str) -> list[str]:
-    """The command's own stderr lines (without TensorFlow's start-up log)."""
-    return [line for line in stderr.splitlines() if line.strip() and not TF_NATIVE_LOG.match(line)]
 
 
 
@@ -85,7 +74,7 @@ def test_a_missing_input_file_exits_2_naming_it(tmp_path: Path) -> None:
     done = stage("stages.hdf5", "--params", "params.yaml", "--splits", "splits", "--out", "out",
                  cwd=tmp_path)
     assert done.returncode == 2
-    assert own_lines(done.stderr) == ["error: no such file or folder: splits/classes.json"]
+    assert done.stderr.splitlines() == ["error: no such file or folder: splits/classes.json"]
     assert not (tmp_path / "out").exists()
 
 
@@ -95,7 +84,7 @@ def test_unusable_input_named_by_a_params_key_exits_2(tmp_path: Path) -> None:
     done = stage("stages.ingest", "--params", "params.yaml", "--out", "out", "--reports", "rep",
                  cwd=tmp_path)
     assert done.returncode == 2
-    assert own_lines(done.stderr) == [
+    assert done.stderr.splitlines() == [
         "error: flat has no class sub-folders (kind: folder expects root/<label>/...)"]
     (tmp_path / "data.csv").write_text("x\n")
     params_file(tmp_path, ingest={"source": {"kind": "folder", "path": "data.csv"}})
@@ -110,7 +99,7 @@ def test_a_bad_input_file_to_a_cvpipe_tool_exits_2_naming_it(tmp_path: Path) -> 
     (source / "train-images-idx3-ubyte.gz").write_bytes(b"")
     done = stage("stages.cli", "data", "mnist", str(source), str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 2
-    assert own_lines(done.stderr) == [
+    assert done.stderr.splitlines() == [
         f"error: {source / 'train-images-idx3-ubyte.gz'} is not an unsigned-byte IDX file"]
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x.png").write_bytes(b"")
@@ -163,13 +152,13 @@ def test_a_keras_command_fails_the_same_way(tmp_path: Path) -> None:
     (tmp_path / "generator.keras").write_text("not a Keras file\n")
     done = stage("stages.cli", "generate", "generator.keras", "4", "out", cwd=tmp_path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    lines = own_lines(done.stderr)
+    lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ValueError: "), done.stderr
     assert lines[0].endswith("(set CVPIPE_DEBUG=1 for the traceback)")
     (tmp_path / "empty").mkdir()
     done = stage("stages.cli", "generate", "empty", "4", "out", cwd=tmp_path)
     assert done.returncode == 2
-    assert own_lines(done.stderr) == [
+    assert done.stderr.splitlines() == [
         "error: no generator.keras in empty (the dcgan stage writes it)"]
     assert not (tmp_path / "out").exists()
 

@@ -153,6 +153,8 @@ def test_finetune_one_epoch_per_phase_then_evaluate(tmp_path: Path) -> None:
     assert unfrozen > frozen
     steps, _ = read_series(tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv")
     assert steps == [0, 1]  # both phases, one history
+    epochs = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("epoch ")]
+    assert epochs == ["1/2", "2/2"]  # counted over both phases
     result = evaluate_model(tmp_path / "model", tmp_path / "data" / "test.h5", 8)
     assert result["metrics"]["images"] == 16
     spec = json.loads((tmp_path / "model" / "preprocess.json").read_text())
@@ -181,7 +183,8 @@ def test_finetune_resumes_after_a_kill_in_the_second_phase(tmp_path: Path) -> No
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming an interrupted run from epoch" in resumed.stdout
     assert "warm-up, body frozen" not in resumed.stdout  # phase 1 is not repeated
-    assert "Epoch 1/4" not in resumed.stdout and "Epoch 2/4" not in resumed.stdout
+    epochs = [line.split()[1] for line in resumed.stdout.splitlines() if line.startswith("epoch ")]
+    assert epochs[-1] == "4/4" and "1/4" not in epochs and "2/4" not in epochs  # both phases
     steps, _ = read_series(tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv")
     assert steps == [0, 1, 2, 3]
     assert not (tmp_path / "ckpt" / "warmup.weights.h5").exists()

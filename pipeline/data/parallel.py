@@ -12,7 +12,8 @@ from multiprocessing.pool import AsyncResult
 from typing import TypeVar
 
 import numpy as np
-from tqdm import tqdm
+
+from pipeline.io.progress import progress
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,7 +39,7 @@ def ordered_map(
     memory holds a few chunks, not the whole list.
     """
     workers = worker_count(workers)
-    bar = tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, mininterval=0.5)
+    bar = progress(desc=desc, total=total)
     try:
         if workers == 1 or total < 2 * chunksize:
             for item in items:
@@ -72,7 +73,7 @@ def ordered_blocks(
     """
     workers = worker_count(workers)
     dtype = np.dtype(dtype)
-    bar = tqdm(total=len(items), desc=desc, unit="img", dynamic_ncols=True, mininterval=0.5)
+    bar = progress(desc=desc, total=len(items))
     try:
         if workers == 1 or len(items) < 2 * workers * block:
             out = np.empty((block, *shape), dtype)

@@ -127,10 +127,13 @@ class Scorer:
             split = FeatureSplit(split_path)
             probabilities = logreg.probabilities(self.model, split, len(self.classes))
             return Prediction(probabilities, self.classes, split.labels, split.paths)
+        from pipeline.io.progress import predict_bar
         from pipeline.train.loader import HDF5Loader, eval_data
 
         loader = HDF5Loader(split_path, self.batch_size, self.preprocessor)
-        probabilities = self.model.predict(eval_data(loader), verbose=0)
+        probabilities = self.model.predict(
+            eval_data(loader), verbose=0,
+            callbacks=[predict_bar(f"predict {split_path.stem}", len(loader.split), self.batch_size)])
         return Prediction(probabilities, self.classes, loader.split.labels, loader.split.paths())
 
     def predict_oversampled(self, split_path: Path, fraction: float,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.io.progress import progress
 from pipeline.train.preprocess import Preprocessor
 
 if TYPE_CHECKING:
@@ -70,9 +71,11 @@ def predict_views(model: keras.Model, preprocessor: Preprocessor, split: Split, 
     n_views = view_count(image_hw, size, flip)
     step = max(1, batch_size // n_views)
     out = []
-    for start in range(0, len(split), step):
-        batch = split.read(start, start + step)
-        views = np.concatenate([prepare(v) for v in crop_views(batch, size, flip)])
-        probs = np.asarray(model.predict_on_batch(views), dtype=np.float64)
-        out.append(probs.reshape(n_views, len(batch), -1).mean(axis=0))
+    with progress(desc=f"oversample {n_views} views", total=len(split)) as bar:
+        for start in range(0, len(split), step):
+            batch = split.read(start, start + step)
+            views = np.concatenate([prepare(v) for v in crop_views(batch, size, flip)])
+            probs = np.asarray(model.predict_on_batch(views), dtype=np.float64)
+            out.append(probs.reshape(n_views, len(batch), -1).mean(axis=0))
+            bar.update(len(batch))
     return np.concatenate(out), n_views

@@ -24,6 +24,7 @@ import numpy as np
 from pipeline.config import DcganParams
 from pipeline.io.errors import InputError
 from pipeline.io.hdf5 import Split
+from pipeline.io.progress import predict_bar
 from pipeline.train.loader import HDF5Loader
 from pipeline.train.preprocess import Preprocessor
 
@@ -210,7 +211,8 @@ def sample(generator: keras.Model, n: int, seed: int, batch_size: int = 256) -> 
     """``n`` uint8 images from ``generator`` for noise drawn from ``seed``."""
     latent = generator.input_shape[-1]
     z = np.random.default_rng(seed).standard_normal((n, latent), dtype=np.float32)
-    return to_uint8(generator.predict(z, batch_size=batch_size, verbose=0))
+    bar = predict_bar("generate", n, batch_size)
+    return to_uint8(generator.predict(z, batch_size=batch_size, verbose=0, callbacks=[bar]))
 
 
 def grid_image(images: np.ndarray, cols: int, pad: int = 2) -> np.ndarray:

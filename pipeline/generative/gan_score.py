@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pipeline.io.progress import predict_bar
+
 
 def class_stats(probabilities: np.ndarray, classes: list[str], min_share: float) -> dict[str, Any]:
     """Mean confidence, classes hit (at least ``min_share`` of the predictions) and the entropy
@@ -64,8 +66,9 @@ def score(generator_dir: Path, classifier_dir: Path, samples: int, seed: int, ba
     if not scorer.is_keras:
         raise ValueError(f"{classifier_dir}: the classifier must be a Keras model folder")
     batch = fit_images(images, tuple(scorer.spec["size"]), int(scorer.spec["channels"]))
-    probabilities = scorer.model.predict(scorer.preprocessor(batch), batch_size=batch_size,
-                                         verbose=0)
+    probabilities = scorer.model.predict(
+        scorer.preprocessor(batch), batch_size=batch_size, verbose=0,
+        callbacks=[predict_bar("classify samples", len(batch), batch_size)])
     result = {"generated": class_stats(probabilities, scorer.classes, min_share)}
     if real_split is not None:
         real = scorer.predict(real_split)

@@ -76,8 +76,8 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     data, steps = fit_data(loader, initial_epoch, p.epochs)
     with run.logging(initial_epoch, generator_parameters=int(generator.count_params())) as live:
         gan.fit(data, steps_per_epoch=steps, epochs=p.epochs, initial_epoch=initial_epoch,
-                shuffle=False, verbose=2, callbacks=run.callbacks(
-                    None, has_val=False, panels=PANELS,
+                shuffle=False, verbose=0, callbacks=run.callbacks(
+                    None, has_val=False, panels=PANELS, images=len(loader.split),
                     extra=[SampleGrid(live, fixed_z, p.grid)]))
     for name, model in ((GENERATOR, generator), ("discriminator.keras", discriminator)):
         run.save(model, model_dir / name)

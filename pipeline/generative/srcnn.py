@@ -20,6 +20,7 @@ from pipeline.generative import superres
 from pipeline.io.atomic import atomic_path, read_json, write_json
 from pipeline.io.errors import InputError
 from pipeline.io.images import DEFAULT_MAX_PIXELS, list_images, read_images
+from pipeline.io.progress import progress
 from pipeline.train.schedules import optimizer_named
 
 MODEL = "model.keras"
@@ -71,8 +72,9 @@ def train(params: Params, data_dir: Path, model_dir: Path, live_dir: Path,
     with run.logging(initial_epoch, parameters=int(model.count_params()),
                      bicubic_psnr=meta["bicubic_psnr"]):
         model.fit(x, y, batch_size=sp.batch_size, epochs=sp.epochs, initial_epoch=initial_epoch,
-                  validation_data=val if has_val else None, shuffle=True, verbose=2,
-                  callbacks=run.callbacks("val_loss", has_val=has_val, panels=("loss", "psnr")))
+                  validation_data=val if has_val else None, shuffle=True, verbose=0,
+                  callbacks=run.callbacks("val_loss", has_val=has_val, panels=("loss", "psnr"),
+                                          images=len(x)))
     run.save(model, model_dir / MODEL)
     write_json(model_dir / META, {"scale": meta["scale"], "border": edge, "channel": "Y (BT.601)",
                                   "filters": list(sp.filters), "kernels": list(sp.kernels)})
@@ -189,7 +191,7 @@ def evaluate(model_dir: Path, paths: list[Path], scale: int,
         raise InputError("no readable test images", [f"{path}: {why}" for path, why in skipped])
     model, meta = load(model_dir)
     rows, shown = [], []
-    for path, rgb in images:
+    for path, rgb in progress(images, desc="srcnn_evaluate", unit="image"):
         result = score_image(model, rgb, scale, int(meta["border"]))
         rows.append({"image": path.name, **{k: round(v, 4) for k, v in result.items()
                                              if k.endswith(("psnr", "ssim"))}})

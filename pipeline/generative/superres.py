@@ -127,15 +127,15 @@ def write_patches(paths: list[Path], out: Path, scale: int, size: int, stride: i
     skipped files. Returns that record.
     """
     import h5py
-    from tqdm import tqdm
 
     from pipeline.io.atomic import atomic_path, write_json
     from pipeline.io.errors import InputError
     from pipeline.io.images import read_images
+    from pipeline.io.progress import progress
 
     images, skipped = read_images(paths, max_pixels)
     parts = [cut_patches(luminance(rgb), scale, size, stride, edge)
-             for _, rgb in tqdm(images, desc="sub-images", unit="image", disable=len(images) < 5)]
+             for _, rgb in progress(images, desc="sub-images", unit="image")]
     parts = [p for p in parts if len(p.inputs)]
     if not parts:
         raise InputError(f"no image is at least {size}x{size} pixels: no sub-images")

@@ -9,6 +9,7 @@ import numpy as np
 
 from pipeline.io.errors import InputError
 from pipeline.io.images import DEFAULT_MAX_PIXELS, RejectedImage, expand, load
+from pipeline.io.progress import predict_bar, progress
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ def predict(model_dir: Path, paths: list[Path], top_k: int = 5, batch_size: int 
     model = keras.models.load_model(model_dir / "model.keras", compile=False)
     classes: list[str] = spec["classes"]
     arrays, kept, skipped = [], [], []
-    for path in expand(paths):
+    for path in progress(expand(paths), desc="read", unit="image"):
         try:
             arrays.append(load(path, tuple(spec["size"]), spec["channels"], spec["resize"],
                                spec["interpolation"], max_pixels))
@@ -47,7 +48,9 @@ def predict(model_dir: Path, paths: list[Path], top_k: int = 5, batch_size: int 
             skipped.append((str(path), f"unreadable: {exc}"))
     if not arrays:
         raise InputError("no readable image", [f"{path}: {reason}" for path, reason in skipped])
-    probabilities = model.predict(preprocessor(np.stack(arrays)), batch_size=batch_size, verbose=0)
+    probabilities = model.predict(
+        preprocessor(np.stack(arrays)), batch_size=batch_size, verbose=0,
+        callbacks=[predict_bar("predict", len(arrays), batch_size)])
     k = min(top_k, len(classes))
     results = []
     for path, row in zip(kept, probabilities, strict=True):

@@ -11,7 +11,8 @@ builds its model and data, then::
     run.identify({"train": settings}, model, train_file)
     start = run.resume()
     with run.logging(start, parameters=model.count_params()):
-        model.fit(..., initial_epoch=start, callbacks=run.callbacks("val_loss", has_val))
+        model.fit(..., initial_epoch=start, verbose=0,
+                  callbacks=run.callbacks("val_loss", has_val, images=len(train_split)))
     run.save(model, out / "model.keras")
     run.finish()
 """
@@ -29,7 +30,7 @@ import keras
 from pipeline.config import EarlyStoppingParams
 from pipeline.io.atomic import atomic_path
 from pipeline.train import resume
-from pipeline.train.callbacks import EpochSeeds, LiveLogger
+from pipeline.train.callbacks import EpochLine, EpochSeeds, LiveLogger
 from pipeline.train.history import CLASSIFIER_PANELS, live_run
 
 
@@ -80,8 +81,11 @@ class TrainingRun:
 
     def callbacks(self, monitor: str | None, has_val: bool, es: EarlyStoppingParams | None = None,
                   panels: tuple[str, ...] = CLASSIFIER_PANELS, backup: Path | None = None,
-                  best: Path | None = None, extra: Sequence[keras.callbacks.Callback] = ()) -> list:
-        """Logging first (so a kill never logs an epoch the backup lacks), then ``extra``, the
+                  best: Path | None = None, extra: Sequence[keras.callbacks.Callback] = (),
+                  images: int | None = None, epochs: int | None = None) -> list:
+        """Logging first (so a kill never logs an epoch the backup lacks) with one printed line
+        per epoch (:class:`EpochLine`: ``images`` per epoch give its img/s, ``epochs`` the run's
+        last epoch when it spans several fits; fit with ``verbose=0``), then ``extra``, the
         model's random layers reseeded from ``(seed, epoch)`` each epoch (so a resumed epoch draws
         what the uninterrupted one drew), the backup in ``backup`` (default: the checkpoint
         folder), the best model by ``monitor``
@@ -91,7 +95,7 @@ class TrainingRun:
             raise RuntimeError("callbacks() is for use inside logging()")
         folder = backup or self.checkpoint_dir
         out: list[keras.callbacks.Callback] = [
-            LiveLogger(self.live, panels), *extra, EpochSeeds(self.seed),
+            LiveLogger(self.live, panels), EpochLine(images, epochs), *extra, EpochSeeds(self.seed),
             keras.callbacks.BackupAndRestore(str(resume.backup_dir(folder)),
                                              double_checkpoint=True, delete_checkpoint=False),
         ]

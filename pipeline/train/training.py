@@ -93,9 +93,9 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
         model.fit(
             fit_train, steps_per_epoch=steps_per_epoch, epochs=tp.epochs,
             validation_data=eval_data(val_data) if val_data else None,
-            initial_epoch=initial_epoch, shuffle=False, verbose=2, class_weight=weights,
+            initial_epoch=initial_epoch, shuffle=False, verbose=0, class_weight=weights,
             callbacks=run.callbacks(tp.checkpoint_monitor, has_val=val_data is not None,
-                                    es=tp.early_stopping),
+                                    es=tp.early_stopping, images=len(train_split)),
         )
     save(run, model, model_dir, preprocessor, train_split, params)
     run.keep_best(model_dir / "best.keras")

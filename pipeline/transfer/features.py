@@ -37,8 +37,7 @@ def extract(
     With ``flip`` each row is the mean of the image's and its mirror image's features.
     Returns the number of images.
     """
-    from tqdm import tqdm
-
+    from pipeline.io.progress import progress as progress_bar
     from pipeline.train.loader import HDF5Loader
 
     split = Split(split_path)
@@ -55,8 +54,7 @@ def extract(
             return 0
         # Streamed (never read whole into memory), so memory stays flat however large the split.
         loader = HDF5Loader(split_path, batch_size, preprocessor, memory_limit_mb=0)
-        bar = tqdm(total=len(split), desc=f"features {split_path.stem}", unit="img",
-                   disable=not progress)
+        bar = progress_bar(desc=f"features {split_path.stem}", total=len(split), enabled=progress)
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(loader.__getitem__, 0)
             start = 0

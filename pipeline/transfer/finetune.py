@@ -99,7 +99,8 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     if start == 0:
         best.unlink(missing_ok=True)
     with run.logging(start, parameters=int(model.count_params())):
-        fit = _Phases(run, model, train_data, val_data, fp.checkpoint_monitor, classes)
+        fit = _Phases(run, model, train_data, val_data, fp.checkpoint_monitor, classes,
+                      epochs=fp.warmup.epochs + fp.unfreeze.epochs)
         if not warm_done:
             body.trainable = False
             print(f"finetune: warm-up, body frozen: {_trainable(model):,} trainable parameters")
@@ -129,9 +130,11 @@ def _trainable(model: keras.Model) -> int:
 class _Phases:
     """Runs one phase's ``model.fit`` with its own optimizer and backup, on a shared history."""
 
-    def __init__(self, run: TrainingRun, model, train_data, val_data, monitor: str, classes: int):
+    def __init__(self, run: TrainingRun, model, train_data, val_data, monitor: str, classes: int,
+                 epochs: int):
         self.run, self.model, self.train_data, self.val_data = run, model, train_data, val_data
         self.monitor, self.classes = monitor, classes
+        self.epochs = epochs  # both phases', for the epoch lines
 
     def __call__(self, phase: PhaseParams, backup: Path, start: int, offset: int) -> None:
         """Epochs ``offset .. offset + phase.epochs`` of the run, resuming at ``start``."""
@@ -143,6 +146,7 @@ class _Phases:
         # The schedule runs over this phase's epochs, counted by the optimizer's own steps.
         self.model.fit(
             data, steps_per_epoch=steps, epochs=end, initial_epoch=start, shuffle=False,
-            validation_data=eval_data(self.val_data) if self.val_data else None, verbose=2,
-            callbacks=self.run.callbacks(self.monitor, self.val_data is not None, backup=backup),
+            validation_data=eval_data(self.val_data) if self.val_data else None, verbose=0,
+            callbacks=self.run.callbacks(self.monitor, self.val_data is not None, backup=backup,
+                                         images=len(self.train_data.split), epochs=self.epochs),
         )
