@@ -133,7 +133,7 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.C
 def copy_project(dest: Path) -> Path:
     """A fresh git + DVC repository holding this project's pipeline (code, dvc.yaml, params)."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "none", "imagenet"):
         shutil.copy2(ROOT / name, dest / name)
     for name in ("pipeline", "stages"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
