@@ -70,9 +70,10 @@ def test_missing_source_path(tmp_path: Path) -> None:
 
     data = defaults()
     data["ingest"]["source"]["path"] = str(tmp_path / "nowhere")
+    data["srcnn_data"]["images"] = str(tmp_path)  # present whether or not embed has run
     params = validate(data)
     expected = f"ingest.source.path: does not exist: {tmp_path / 'nowhere'}"
-    assert missing_inputs(params) == [expected]
+    assert missing_inputs(params, produced=(params.embed.out,)) == [expected]
     with pytest.raises(ParamsError) as info:
         require_inputs(params, "ingest.source.path")
     assert info.value.lines == [expected]
