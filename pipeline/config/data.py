@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from pipeline.config.base import Fraction, PosInt, Section
+from pipeline.config.detect import ScenesParams
 
 
 class BaseParams(Section):
@@ -21,8 +22,10 @@ class EmbedParams(Section):
     out: str = Field(
         "data/embedded",
         description="Folder the embedded datasets are written to: digits/<label>/*.png (the "
-        "1,797 8x8 scikit-learn digits) and samples/*.jpg (scikit-learn's sample photos).",
+        "1,797 8x8 scikit-learn digits), samples/*.jpg (scikit-learn's sample photos) and "
+        "scenes/ (digits pasted on scikit-image's photos, with annotations.csv).",
     )
+    scenes: ScenesParams = ScenesParams()
 
 
 class SourceParams(Section):

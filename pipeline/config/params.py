@@ -14,6 +14,13 @@ from pipeline.config.data import (
     IngestParams,
     SplitParams,
 )
+from pipeline.config.detect import (
+    DetectDataParams,
+    DetectEvaluateParams,
+    DetectParams,
+    DetectWindowsParams,
+    HogSvmParams,
+)
 from pipeline.config.evaluate import EnsembleParams, EvaluateParams
 from pipeline.config.generative import (
     DcganParams,
@@ -22,7 +29,7 @@ from pipeline.config.generative import (
     SrcnnEvaluateParams,
     SrcnnParams,
 )
-from pipeline.config.training import TrainParams
+from pipeline.config.training import AugmentParams, TrainParams
 from pipeline.config.transfer import (
     BackboneParams,
     ExtractFeaturesParams,
@@ -51,6 +58,12 @@ class Params(Section):
     srcnn_data: SrcnnDataParams = SrcnnDataParams()
     srcnn: SrcnnParams = SrcnnParams()
     srcnn_evaluate: SrcnnEvaluateParams = SrcnnEvaluateParams()
+    detect_data: DetectDataParams = DetectDataParams()
+    detect_windows: DetectWindowsParams = DetectWindowsParams()
+    detect_train: TrainParams = TrainParams(epochs=8, augment=AugmentParams())
+    hog_svm: HogSvmParams = HogSvmParams()
+    detect: DetectParams = DetectParams()
+    detect_evaluate: DetectEvaluateParams = DetectEvaluateParams()
 
     @model_validator(mode="after")
     def _srcnn_label_fits(self) -> Params:

@@ -59,10 +59,15 @@ def greyscale(image: np.ndarray) -> np.ndarray:
 
 
 class CascadeDetector:
-    """An OpenCV cascade whose boxes are all ``label``, scored by their level weight."""
+    """An OpenCV cascade whose boxes are all ``label``, scored by their level weight; boxes
+    scoring under ``threshold`` are dropped."""
 
-    def __init__(self, model: str, label: str, params: CascadeParams):
-        self.model, self.label, self.params = model, label, params
+    #: Cascades work on grey images.
+    channels = 1
+
+    def __init__(self, model: str, label: str, params: CascadeParams,
+                 threshold: float = float("-inf")):
+        self.model, self.label, self.params, self.threshold = model, label, params, threshold
         self.path = cascade_path(model)
         self.cascade = cv2.CascadeClassifier()
         try:
@@ -83,5 +88,6 @@ class CascadeDetector:
         boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
         weights = np.asarray(weights, np.float64).reshape(-1)
         found = [Detection(self.label, float(score), x, y, x + w, y + h)
-                 for (x, y, w, h), score in zip(boxes.tolist(), weights.tolist(), strict=True)]
+                 for (x, y, w, h), score in zip(boxes.tolist(), weights.tolist(), strict=True)
+                 if score >= self.threshold]
         return sorted(found, key=lambda d: -d.score)

@@ -1,0 +1,82 @@
+"""Window classifiers the detector can slide: a Keras model from ``train``, or HOG + SVM.
+
+Each takes uint8 windows of exactly its ``window`` size and returns one score per class, column 0
+the background. A Keras model is the folder ``train`` writes (``model.keras`` and
+``preprocess.json``, whose classes name the background first when it was trained on the windows
+``detect_windows`` cut); it runs with ``predict_on_batch`` on batches of one fixed size, so the
+compiled graph is traced once. The HOG + SVM lives in :mod:`pipeline.detect.hog_svm`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from pipeline.io.errors import InputError
+
+
+class WindowClassifier(Protocol):
+    """What the sliding-window detector needs of a classifier."""
+
+    window: tuple[int, int]
+    channels: int
+    classes: list[str]
+
+    def scores(self, windows: np.ndarray) -> np.ndarray:
+        """``(N, len(classes))`` scores of uint8 ``(N, h, w, channels)`` windows."""
+        ...
+
+
+class KerasWindows:
+    """A Keras classifier and the preprocessing it was trained with."""
+
+    def __init__(self, model, preprocessor, window: tuple[int, int], channels: int,
+                 classes: list[str], batch_size: int = 512):
+        self.model, self.preprocessor = model, preprocessor
+        self.window = (int(window[0]), int(window[1]))
+        self.channels, self.classes = int(channels), list(classes)
+        self.batch_size = batch_size
+        if len(self.classes) < 2:
+            raise InputError(f"a detector needs a background class and at least one object "
+                             f"class, the model has {self.classes}")
+
+    @classmethod
+    def load(cls, folder: Path, batch_size: int = 512) -> KerasWindows:
+        """The model and preprocessing the ``train`` library saved in ``folder``."""
+        import keras
+
+        from pipeline.train.preprocess import load_spec
+
+        for name in ("model.keras", "preprocess.json"):
+            if not (folder / name).is_file():
+                raise InputError(f"{folder}: no {name} (the train stage writes it)")
+        preprocessor, spec = load_spec(folder / "preprocess.json")
+        model = keras.models.load_model(folder / "model.keras", compile=False)
+        return cls(model, preprocessor, spec["size"], spec["channels"], spec["classes"],
+                   batch_size)
+
+    def scores(self, windows: np.ndarray) -> np.ndarray:
+        """Class probabilities, ``batch_size`` windows a call (the last batch padded)."""
+        out = []
+        for start in range(0, len(windows), self.batch_size):
+            batch = self.preprocessor(windows[start:start + self.batch_size])
+            n = len(batch)
+            if n < self.batch_size:
+                pad = np.zeros((self.batch_size - n, *batch.shape[1:]), batch.dtype)
+                batch = np.concatenate([batch, pad])
+            out.append(np.asarray(self.model.predict_on_batch(batch))[:n])
+        return np.concatenate(out) if out else np.empty((0, len(self.classes)), np.float32)
+
+
+def load_classifier(folder: str | Path, batch_size: int = 512) -> WindowClassifier:
+    """The window classifier saved in ``folder``: HOG + SVM (``hog.json``) or Keras."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such model folder")
+    if (folder / "hog.json").is_file():
+        from pipeline.detect.hog_svm import HogSvm
+
+        return HogSvm.load(folder)
+    return KerasWindows.load(folder, batch_size)

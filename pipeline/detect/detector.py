@@ -1,0 +1,191 @@
+"""Any window classifier as a detector: image pyramid, sliding window, batches, per-class NMS.
+
+Windows from every level of the pyramid are gathered into batches of ``batch_size`` before they
+are classified, so small levels do not mean small batches. Each window keeps its best object
+class when that score reaches the threshold; boxes go back to the original image's pixels and
+greedy non-maxima suppression (OpenCV) runs within each class. A cascade
+(:mod:`pipeline.detect.cascade`) is a detector of its own with the same ``detect`` method.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from pipeline.config.detect import DetectorParams, DetectParams
+from pipeline.detect.boxes import Detection
+from pipeline.detect.classifiers import WindowClassifier, load_classifier
+from pipeline.detect.geometry import cut_windows, nms_per_class, pyramid, window_origins
+from pipeline.detect.windows import read_image
+from pipeline.io.images import RejectedImage, check_pixels
+from pipeline.io.progress import progress
+
+
+class Detector(Protocol):
+    """Finds boxes in one image."""
+
+    channels: int
+
+    def detect(self, image: np.ndarray) -> list[Detection]: ...
+
+
+@dataclass(frozen=True)
+class Scan:
+    """How a window classifier is slid over an image."""
+
+    threshold: float
+    scale: float = 1.25
+    upscale: float = 1.0
+    step: int = 4
+    batch_size: int = 512
+    nms_iou: float = 0.3
+    max_detections: int = 100
+
+
+def scan_windows(image: np.ndarray, window: tuple[int, int], scan: Scan,
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Batches of ``(windows, boxes)``: windows of every pyramid level, boxes ``x0, y0, x1, y1``
+    in the original image's pixels, ``scan.batch_size`` at a time (the last one smaller).
+
+    The corners of every level are listed first, so a batch spans levels and each window is
+    copied once, straight into its batch."""
+    wh, ww = window
+    levels, corners, factors = [], [], []
+    for index, (factor, level) in enumerate(pyramid(image, scan.scale, window, scan.upscale)):
+        origins = window_origins(level.shape[:2], window, scan.step)
+        levels.append(level)
+        corners.append(np.column_stack([np.full(len(origins), index), origins]))
+        factors.append(np.full(len(origins), factor))
+    if not corners:
+        return
+    every, scale = np.concatenate(corners), np.concatenate(factors)
+    for start in range(0, len(every), scan.batch_size):
+        chunk = every[start:start + scan.batch_size]
+        windows = np.empty((len(chunk), wh, ww, *image.shape[2:]), image.dtype)
+        for index in np.unique(chunk[:, 0]):
+            mine = chunk[:, 0] == index
+            windows[mine] = cut_windows(levels[index], chunk[mine, 1:], window)
+        y, x = chunk[:, 1], chunk[:, 2]
+        boxes = np.column_stack([x, y, x + ww, y + wh]) * scale[start:start + len(chunk), None]
+        yield windows, boxes
+
+
+@dataclass
+class WindowDetector:
+    """A :class:`WindowClassifier` slid over the image pyramid."""
+
+    classifier: WindowClassifier
+    scan: Scan
+    windows_seen: int = field(default=0, init=False)
+
+    @property
+    def channels(self) -> int:
+        return self.classifier.channels
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        boxes, scores, classes = [], [], []
+        for windows, level_boxes in scan_windows(image, self.classifier.window, self.scan):
+            self.windows_seen += len(windows)
+            objects = np.asarray(self.classifier.scores(windows))[:, 1:]
+            best = objects.argmax(axis=1)
+            best_score = objects[np.arange(len(objects)), best]
+            keep = best_score >= self.scan.threshold
+            boxes.append(level_boxes[keep])
+            scores.append(best_score[keep])
+            classes.append(best[keep] + 1)
+        if not boxes:
+            return []
+        all_boxes, all_scores = np.concatenate(boxes), np.concatenate(scores)
+        all_classes = np.concatenate(classes)
+        kept = nms_per_class(all_boxes, all_scores, all_classes, self.scan.nms_iou,
+                             self.scan.max_detections or None)
+        names = self.classifier.classes
+        return [Detection(names[all_classes[i]], float(all_scores[i]), *map(float, all_boxes[i]))
+                for i in kept]
+
+
+def build(spec: DetectorParams, params: DetectParams, labels: Sequence[str]) -> Detector:
+    """The detector ``spec`` names: a cascade (``cascade:NAME`` or an ``.xml`` path) or a window
+    classifier's folder slid with ``params``' pyramid and window settings."""
+    from pipeline.detect.cascade import CascadeDetector, is_cascade
+
+    if is_cascade(spec.model):
+        label = labels[0] if len(labels) == 1 else "object"
+        return CascadeDetector(spec.model, label, params.cascade, threshold=spec.threshold)
+    scan = Scan(spec.threshold, params.scale, params.upscale, params.step, params.batch_size,
+                params.nms_iou, params.max_detections)
+    return WindowDetector(load_classifier(spec.model, params.batch_size), scan)
+
+
+@dataclass
+class DetectRun:
+    """Detections per image, images that could not be read, and seconds per image."""
+
+    paths: list[str]
+    detections: list[list[Detection]]
+    skipped: list[tuple[str, str]]
+    seconds: list[float]
+
+
+def run(detector: Detector, paths: Sequence[str | Path], max_pixels: int | None,
+        desc: str = "detect") -> DetectRun:
+    """Run ``detector`` over image files, a progress bar over images; unreadable ones (and
+    those over ``max_pixels``) are listed in ``skipped``, not fatal."""
+    from PIL import Image
+
+    result = DetectRun([], [], [], [])
+    for path in progress(list(paths), desc=desc, unit="image"):
+        try:
+            with Image.open(path) as img:
+                check_pixels(img, max_pixels)
+            pixels = read_image(path, detector.channels)
+        except RejectedImage as exc:
+            result.skipped.append((str(path), str(exc)))
+            continue
+        except (OSError, ValueError, SyntaxError) as exc:
+            result.skipped.append((str(path), f"unreadable: {exc}"))
+            continue
+        start = time.perf_counter()
+        found = detector.detect(pixels)
+        result.seconds.append(time.perf_counter() - start)
+        result.paths.append(str(path))
+        result.detections.append(found)
+    return result
+
+
+def save_run(result: DetectRun, target: str | Path, **meta: object) -> None:
+    """Write ``result`` (and ``meta``: the detector's name, model, threshold) as JSON."""
+    from pipeline.io.atomic import write_json
+
+    seconds = sorted(result.seconds)
+    write_json(target, {
+        **meta,
+        "seconds_per_image": seconds[len(seconds) // 2] if seconds else None,
+        "images": [{"path": path, "seconds": round(s, 5),
+                    "detections": [{"label": d.label, "score": round(d.score, 6),
+                                    "box": [round(v, 2) for v in d.xyxy]} for d in found]}
+                   for path, s, found in zip(result.paths, result.seconds, result.detections,
+                                             strict=True)],
+        "skipped": [{"path": path, "reason": reason} for path, reason in result.skipped],
+    })
+
+
+def load_run(path: str | Path) -> tuple[DetectRun, dict]:
+    """A run :func:`save_run` wrote, and its other keys."""
+    from pipeline.io.atomic import read_json
+
+    data = read_json(path)
+    result = DetectRun(
+        [entry["path"] for entry in data["images"]],
+        [[Detection(d["label"], d["score"], *d["box"]) for d in entry["detections"]]
+         for entry in data["images"]],
+        [(entry["path"], entry["reason"]) for entry in data["skipped"]],
+        [entry["seconds"] for entry in data["images"]],
+    )
+    meta = {key: value for key, value in data.items() if key not in ("images", "skipped")}
+    return result, meta

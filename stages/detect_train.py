@@ -1,0 +1,36 @@
+"""Stage `detect_train`: train a zoo model on the detection windows (the `train` library)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stages.common import Stage, load_or_exit, params_option, quiet_backend, training_outputs
+
+
+@click.command(name="detect_train", cls=Stage)
+@params_option
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default="data/detect_windows", show_default=True,
+              help="Folder written by detect_windows.")
+@training_outputs("models/detect_train", "results/detect_train", "models/detect_train_checkpoint",
+                  "Persistent folder for resuming after a kill, and the best epoch's model.")
+def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
+    """Train ``detect_train.model`` on the windows exactly as ``train`` trains on images.
+
+    ``detect_train`` has every key of ``train`` (model, arch, epochs, optimizer, schedule,
+    augmentation, ...); the result is a window classifier whose class 0 is the background, which
+    the ``detect`` stage slides over images.
+    """
+    params = load_or_exit(params_path)
+    quiet_backend()
+    from pipeline.train.training import train
+
+    train(params.model_copy(update={"train": params.detect_train}), data, out, live_dir,
+          checkpoint_dir)
+    click.echo(f"detect_train: saved {out / 'model.keras'}")
+
+
+if __name__ == "__main__":
+    cli()
