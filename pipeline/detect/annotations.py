@@ -118,6 +118,8 @@ def _number(text: str | None) -> float:
 
 
 def _root(images: str | Path | None, default: Path) -> Path:
+    if images and not Path(images).is_dir():
+        raise InputError(f"detect_data.source.images: no folder at {images}")
     return Path(images) if images else default
 
 
@@ -137,17 +139,29 @@ def read_csv(path: Path, images: str | Path | None = None) -> tuple[list[Candida
     path = Path(path)
     if path.is_dir():
         path = path / CSV_NAME
-    root = _root(images, path.parent)
     if not path.is_file():
         raise InputError(f"detect_data.source.path: no CSV file at {path}")
+    root = _root(images, path.parent)
     found: dict[Path, Candidate] = {}
     rejects: list[Reject] = []
+    try:
+        _csv_rows(path, root, found, rejects)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path} is not UTF-8 text: {exc}") from None
+    if root.is_dir():
+        for file in _image_files(root):
+            found.setdefault(_key(file), Candidate(_key(file)))
+    return list(found.values()), rejects
+
+
+def _csv_rows(path: Path, root: Path, found: dict[Path, Candidate], rejects: list[Reject]) -> None:
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = [name for name in CSV_FIELDS if name not in (reader.fieldnames or [])]
         if missing:
             raise InputError(f"{path} needs the columns {','.join(CSV_FIELDS)}; missing {missing}")
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num
             raw = (row.get("path") or "").strip()
             if not raw:
                 rejects.append((f"{_shown(path)}:{line}", "bad-row", f"line {line}: empty path"))
@@ -157,10 +171,6 @@ def read_csv(path: Path, images: str | Path | None = None) -> tuple[list[Candida
             problem = _csv_box(row, cand)
             if problem and not cand.problem:
                 cand.problem = ("bad-row", f"{path.name} line {line}: {problem}")
-    if root.is_dir():
-        for file in _image_files(root):
-            found.setdefault(_key(file), Candidate(_key(file)))
-    return list(found.values()), rejects
 
 
 def _csv_box(row: dict[str, str | None], cand: Candidate) -> str:
@@ -256,24 +266,22 @@ def read_coco(path: Path, images: str | Path | None = None) -> tuple[list[Candid
     names = {cat_id: str(cat.get("name", cat_id)) for cat_id, cat in coco.cats.items()}
     found: dict[Path, Candidate] = {}
     rejects: list[Reject] = []
-    for image_id, entry in sorted(coco.imgs.items(), key=lambda item: str(item[0])):
+    for image_id, entry in coco.imgs.items():
         if not entry.get("file_name"):
             rejects.append((_shown(path), "bad-annotation", f"image id {image_id}: no file_name"))
             continue
         cand = Candidate(_key(root / str(entry["file_name"])))
         with contextlib.suppress(KeyError, TypeError, ValueError):
-            cand.size = (int(entry["width"]), int(entry["height"]))
+            width, height = int(entry["width"]), int(entry["height"])
+            if width > 0 and height > 0:
+                cand.size = (width, height)
         for ann in coco.imgToAnns.get(image_id, []):
             try:
-                x, y, w, h = (_number(str(v)) for v in ann["bbox"])
-                label = names[ann["category_id"]]
+                cand.boxes.append(_coco_box(ann, names))
             except (KeyError, TypeError, ValueError) as exc:
                 cand.problem = ("bad-annotation", f"annotation {ann.get('id')}: bad bbox or category "
                                                   f"({type(exc).__name__}: {exc})")
                 break
-            source = ann.get("source_box")
-            cand.boxes.append(Box(label, x, y, x + w, y + h,
-                                  tuple(float(v) for v in source) if source else None))
         if cand.path in found:
             rejects.append((_shown(cand.path), "duplicate-entry", f"image id {image_id}: already listed"))
         else:
@@ -283,6 +291,17 @@ def read_coco(path: Path, images: str | Path | None = None) -> tuple[list[Candid
             rejects.append((_shown(path), "bad-annotation",
                             f"annotation {ann.get('id')}: image_id {ann.get('image_id')} is no image"))
     return list(found.values()), rejects
+
+
+def _coco_box(ann: dict, names: dict[int, str]) -> Box:
+    bbox, source = ann["bbox"], ann.get("source_box")
+    if not isinstance(bbox, list) or (source is not None and not isinstance(source, list)):
+        raise TypeError("bbox and source_box must be lists")
+    x, y, w, h = (_number(str(v)) for v in bbox)
+    corners = tuple(_number(str(v)) for v in source) if source else None
+    if corners is not None and len(corners) != 4:
+        raise ValueError(f"source_box has {len(corners)} numbers, not 4")
+    return Box(names[ann["category_id"]], x, y, x + w, y + h, corners)
 
 
 _WINDOW = re.compile(r"\(\s*([-+\d.]+)\s*,\s*([-+\d.]+)\s*(?:,\s*([-+\d.]+)\s*)?\)")
@@ -303,8 +322,11 @@ def read_uiuc_locations(path: Path) -> dict[int, list[Box]]:
             raise InputError(f"{path} line {line_no}: expected 'n: (row,col) ...', got {line!r}")
         boxes = []
         for row, col, width in _WINDOW.findall(rest):
-            w, h = (float(width), float(width) * UIUC_ASPECT) if width else UIUC_WINDOW
-            y, x = float(row), float(col)
+            try:
+                w, h = (float(width), float(width) * UIUC_ASPECT) if width else UIUC_WINDOW
+                y, x = float(row), float(col)
+            except ValueError:
+                raise InputError(f"{path} line {line_no}: ({row},{col},{width}) is not numbers") from None
             boxes.append(Box(UIUC_LABEL, x, y, x + w, y + h))
         out[int(number)] = boxes
     return out

@@ -46,8 +46,9 @@ def backgrounds() -> list[np.ndarray]:
 
 
 def digit_patch(digit: np.ndarray, side: int) -> np.ndarray:
-    """An 8x8 digit of 0-16 grey levels as a ``side x side`` uint8 patch of 0-255."""
-    scaled = digit.astype(np.float32) * np.float32(255.0 / 16.0)
+    """An 8x8 digit of 0-16 grey levels as a ``side x side`` uint8 patch, stretched so that its
+    brightest cell is 255."""
+    scaled = digit.astype(np.float32) * np.float32(255.0 / max(float(digit.max()), 1.0))
     resized = cv2.resize(scaled, (side, side), interpolation=cv2.INTER_LINEAR)
     return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
 
