@@ -35,6 +35,12 @@ COMMANDS = {
     "srcnn_data": "stages.srcnn_data",
     "srcnn": "stages.srcnn",
     "srcnn_evaluate": "stages.srcnn_evaluate",
+    "detect_data": "stages.detect_data",
+    "detect_windows": "stages.detect_windows",
+    "detect_train": "stages.detect_train",
+    "hog_svm": "stages.hog_svm",
+    "detect": "stages.detect",
+    "detect_evaluate": "stages.detect_evaluate",
 }
 
 

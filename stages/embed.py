@@ -12,18 +12,20 @@ from stages.common import Stage, load_or_exit, params_option
 @click.command(name="embed", cls=Stage)
 @params_option
 def cli(params_path: Path) -> None:
-    """Write scikit-learn's digits as a class-folder dataset, and its sample photos.
+    """Write scikit-learn's digits as a class-folder dataset, its sample photos, and scenes.
 
-    Output: ``<embed.out>/digits/<label>/digit_NNNN.png`` (1,797 8x8 greyscale images) and
-    ``<embed.out>/samples/*.jpg``. The default ``ingest.source`` reads the digits folder like any
-    user's folder, so the default pipeline needs no download.
+    Output: ``<embed.out>/digits/<label>/digit_NNNN.png`` (1,797 8x8 greyscale images),
+    ``<embed.out>/samples/*.jpg``, and ``<embed.out>/scenes/`` for detection (``embed.scenes``:
+    digits pasted on scikit-image's photos, images/*.png and annotations.csv). The default
+    ``ingest.source`` reads the digits folder, and ``detect_data.source`` the scenes, like any
+    user's data, so the default pipeline needs no download.
     """
     params = load_or_exit(params_path)
     from pipeline.data.embedded import write_all
 
-    counts = write_all(Path(params.embed.out))
-    click.echo(f"embed: wrote {counts['digits']} digits and {counts['samples']} sample photos "
-               f"to {params.embed.out}")
+    counts = write_all(Path(params.embed.out), params.embed.scenes)
+    click.echo(f"embed: wrote {counts['digits']} digits, {counts['samples']} sample photos and "
+               f"{counts['scenes']} detection scenes to {params.embed.out}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ WEIGHTS_KEYWORDS = ("imagenet", "none")
 INPUTS = {
     "ingest.source.path": "exists",
     "srcnn_data.images": "exists",
+    "detect_data.source.path": "exists",
     "srcnn_evaluate.images": "exists",
     "backbone.weights": "weights",
 }

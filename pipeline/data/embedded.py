@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipeline.config.detect import ScenesParams
+
 
 def write_digits(out: Path) -> int:
     """Write scikit-learn's 1,797 8x8 digits as ``out/<label>/digit_NNNN.png`` (8-bit grey).
@@ -42,11 +44,17 @@ def write_samples(out: Path) -> list[str]:
     return sorted(names)
 
 
-def write_all(out: Path) -> dict[str, int]:
-    """Write every embedded dataset under ``out`` (replacing it) and count what was written."""
+def write_all(out: Path, scenes: ScenesParams | None = None) -> dict[str, int]:
+    """Write every embedded dataset under ``out`` (replacing it) and count what was written:
+    the digits, the sample photos and the detection scenes (:mod:`pipeline.detect.scenes`)."""
+    from pipeline.detect.scenes import write_scenes
+
+    scenes = scenes or ScenesParams()
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     counts = {"digits": write_digits(tmp / "digits"), "samples": len(write_samples(tmp / "samples"))}
+    write_scenes(tmp / "scenes", scenes)
+    counts["scenes"] = scenes.images
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return counts

@@ -492,16 +492,17 @@ def _json(data: object) -> str:
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
-def write(data: DetectionData, out: Path) -> None:
+def write(data: DetectionData, out: Path, reports: Path | None = None) -> None:
     """``out/train.json`` and ``out/test.json`` (COCO, :func:`pipeline.detect.boxes.to_coco`),
-    ``out/rejects.csv`` (rejects, then ignored boxes) and ``out/summary.json``, as one set
+    ``rejects.csv`` (rejects, then ignored boxes) and ``summary.json`` in ``reports`` (default
+    ``out``), as one set
     (:func:`pipeline.io.atomic.atomic_paths`): all replaced, or on any error none."""
     out = Path(out)
     rows = [dict(zip(REJECT_FIELDS, entry, strict=True)) for entry in [*data.rejects, *data.ignored]]
     files = {out / "train.json": _json(to_coco(data.train, data.labels)),
              out / "test.json": _json(to_coco(data.test, data.labels)),
-             out / "rejects.csv": csv_text(REJECT_FIELDS, rows),
-             out / "summary.json": _json(data.summary())}
+             (reports or out) / "rejects.csv": csv_text(REJECT_FIELDS, rows),
+             (reports or out) / "summary.json": _json(data.summary())}
     with atomic.atomic_paths(list(files)) as temps:
         for tmp, text in zip(temps, files.values(), strict=True):
             tmp.write_text(text, encoding="utf-8")

@@ -1,0 +1,60 @@
+"""Stage `hog_svm`: HOG features and a linear SVM on the detection windows, with hard-negative mining."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stages.common import Stage, load_or_exit, params_option
+
+
+@click.command(name="hog_svm", cls=Stage)
+@params_option
+@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default="data/detect", show_default=True,
+              help="Folder written by detect_data (its negative training images are mined).")
+@click.option("--windows", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default="data/detect_windows", show_default=True,
+              help="Folder written by detect_windows (train.h5 is fitted).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/hog_svm",
+              show_default=True, help="Folder for svm.joblib, hog.json and mining.json.")
+@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="results/hog_svm/metrics.json", show_default=True,
+              help="Headline numbers: chosen C, cross-validated accuracy, false positives.")
+def cli(params_path: Path, data: Path, windows: Path, out: Path, metrics_path: Path) -> None:
+    """Fit a LinearSVC on the HOG descriptors of the training windows (``hog_svm.c_values``
+    cross-validated over ``hog_svm.folds``), then ``hog_svm.mining_rounds`` rounds of
+    hard-negative mining: slide it over the training images that hold no object, add up to
+    ``hog_svm.mining_max`` of its highest-scoring (false) windows as background, refit.
+
+    The saved folder is a window classifier the ``detect`` stage slides like any other.
+    """
+    params = load_or_exit(params_path)
+    from pipeline.detect.boxes import read_annotations
+    from pipeline.detect.hog_svm import train_with_mining
+    from pipeline.detect.windows import read_image
+    from pipeline.io import atomic
+    from pipeline.io.hdf5 import Split
+
+    train = Split(windows / "train.h5")
+    channels = train.shape[3]
+    images, _ = read_annotations(data / "train.json")
+    negatives = [read_image(image.path, channels) for image in images if not image.boxes]
+    model, record = train_with_mining(train.read(), train.labels, train.classes, negatives,
+                                      params.hog_svm, params.base.seed, log=click.echo)
+    model.save(out)
+    atomic.write_json(out / "mining.json", record)
+    last = record["rounds"][-1] if record["rounds"] else None
+    metrics = {"c": record["initial"]["c"], "cv_accuracy": round(record["initial"]["cv_accuracy"], 4),
+               "negative_images": len(negatives)}
+    if last is not None:
+        metrics.update(false_positives_before=record["rounds"][0]["false_positives_before"],
+                       false_positives_after=last["false_positives_after"],
+                       cv_accuracy_after=round(last["cv_accuracy"], 4))
+    atomic.write_json(metrics_path, metrics)
+    click.echo(f"hog_svm: saved {out}")
+
+
+if __name__ == "__main__":
+    cli()
