@@ -23,13 +23,15 @@ pytestmark = pytest.mark.slow
 DVC = [sys.executable, "-m", "dvc"]
 CACHED_OUTPUTS = ("data/ingest", "data/split", "data/hdf5", "models/train", "data/features",
                   "models/logreg", "models/finetune", "models/members", "data/srcnn",
-                  "models/dcgan", "models/srcnn")
+                  "models/dcgan", "models/srcnn", "data/detect", "data/detect_windows",
+                  "models/detect_train", "models/hog_svm", "results/detect")
 
 
 def shrink(params: dict, source: Path) -> dict:
     """Small and fast: an outside source, 12x12 grey, ShallowNet, 2 epochs, no augmentation;
     the transfer branches at the backbone's smallest input, one epoch per fine-tuning phase; one
-    ensemble member beside models/train; a narrow one-epoch DCGAN and SRCNN."""
+    ensemble member beside models/train; a narrow one-epoch DCGAN and SRCNN; 24 detection
+    scenes, a two-epoch ShallowNet window classifier and one C for the SVM."""
     params["ingest"]["source"].update(kind="folder", path=str(source))
     params["ingest"]["channels"] = 1
     params["hdf5"]["image_size"] = [12, 12]
@@ -45,6 +47,11 @@ def shrink(params: dict, source: Path) -> dict:
     params["gan_score"]["samples"] = 50
     params["srcnn_data"]["stride"] = 40
     params["srcnn"].update(epochs=1, filters=[8, 4])
+    params["embed"]["scenes"]["images"] = 24
+    params["detect_train"].update(model="shallownet", epochs=2)
+    params["hog_svm"].update(c_values=[0.1], folds=2, mining_max=200)
+    params["detect"]["step"] = 8
+    params["detect_evaluate"]["draw"] = 2
     return params
 
 
@@ -130,6 +137,17 @@ def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
     assert sr["skipped"] == 0
     assert json.loads((repo / "results/srcnn_evaluate/report.json").read_text()) == {"skipped": []}
     assert (repo / "results/srcnn_evaluate/crops.png").stat().st_size > 0
+    # Detection: scenes -> windows -> CNN and HOG + SVM -> boxes scored by pycocotools.
+    scenes = json.loads((repo / "results/detect_data/summary.json").read_text())
+    assert scenes["train"]["images"] + scenes["test"]["images"] == 24 and scenes["rejected"] == 0
+    detected = json.loads((repo / "results/detect_evaluate/metrics.json").read_text())
+    assert set(detected) == {"cnn", "hog"}
+    for numbers in detected.values():
+        assert 0.0 <= numbers["ap50"] <= 1.0 and 0.0 <= numbers["map"] <= numbers["ap50"]
+    hog = json.loads((repo / "results/hog_svm/metrics.json").read_text())
+    assert hog["c"] == 0.1 and hog["false_positives_after"] <= hog["false_positives_before"]
+    assert (repo / "results/detect_evaluate/pr/cnn.csv").read_text().startswith("recall,precision")
+    assert (repo / "results/detect_evaluate/images/hog_01.png").stat().st_size > 0
 
 
 def test_second_repro_is_a_no_op(repo: Path) -> None:

@@ -189,3 +189,17 @@ def load_run(path: str | Path) -> tuple[DetectRun, dict]:
     )
     meta = {key: value for key, value in data.items() if key not in ("images", "skipped")}
     return result, meta
+
+
+def draw_run(result: DetectRun, out: Path) -> list[Path]:
+    """Each image of ``result`` with its boxes drawn, as ``out/<name>.png``; the paths written."""
+    from pipeline.detect.drawing import save_drawn
+
+    written = []
+    for index, (path, found) in enumerate(zip(result.paths, result.detections, strict=True)):
+        target = out / f"{Path(path).stem}.png"
+        if target in written:
+            target = out / f"{Path(path).stem}_{index}.png"
+        save_drawn(target, read_image(path, 3), [], found, [True] * len(found))
+        written.append(target)
+    return written

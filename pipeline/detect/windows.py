@@ -2,7 +2,8 @@
 
 Positives are the annotated boxes resized to the window (the box itself, then copies shifted and
 scaled by up to ``jitter``); negatives are random windows of several sizes that overlap no box by
-more than ``negative_iou``, from every image (negative images included). Class 0 is the
+more than ``negative_iou``, from every image (negative images included), and windows beside each
+box that overlap it partly (so part of an object is background). Class 0 is the
 background. Which training images validate is decided by a hash of the path, so adding an image
 moves no other. OpenCV resizes; h5py writes (through :mod:`pipeline.io.hdf5`).
 """
@@ -82,6 +83,33 @@ def background_boxes(image: AnnotatedImage, params: DetectWindowsParams,
     return found
 
 
+def near_boxes(image: AnnotatedImage, params: DetectWindowsParams, rng: np.random.Generator,
+               tries: int = 30) -> list[tuple[float, float, float, float]]:
+    """Up to ``negatives_per_box`` background boxes beside each object: its size times 0.7-1.3,
+    shifted until it overlaps that object (IoU above 0) and every object by at most
+    ``negative_iou``, and lies inside the image."""
+    objects = xyxy(image.boxes)
+    found: list[tuple[float, float, float, float]] = []
+    for x0, y0, x1, y1 in objects:
+        wanted = len(found) + params.negatives_per_box
+        for _ in range(params.negatives_per_box * tries):
+            if len(found) == wanted:
+                break
+            scale = rng.uniform(0.7, 1.3)
+            w, h = (x1 - x0) * scale, (y1 - y0) * scale
+            cx = (x0 + x1) / 2 + rng.uniform(-1.0, 1.0) * w
+            cy = (y0 + y1) / 2 + rng.uniform(-1.0, 1.0) * h
+            candidate = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+            if candidate[0] < 0 or candidate[1] < 0 or candidate[2] > image.width \
+                    or candidate[3] > image.height:
+                continue
+            overlaps = iou_matrix([candidate], objects)[0]
+            if overlaps.max() <= params.negative_iou and \
+                    iou_matrix([candidate], [(x0, y0, x1, y1)])[0, 0] > 0:
+                found.append(candidate)
+    return found
+
+
 def validates(path: str, seed: int, share: float) -> bool:
     """Whether the image at ``path`` goes to val: a stable hash of the path string and seed."""
     return unit_interval(seed, hashlib.sha256(path.encode()).hexdigest()) < share
@@ -120,7 +148,8 @@ def cut(images: Sequence[AnnotatedImage], labels: Sequence[str], params: DetectW
             for c, region in enumerate(jittered(box.xyxy, copies, params.jitter, rng)):
                 split.add(crop_resized(pixels, region, params.window), classes[box.label],
                           f"{image.path}#box{b}.{c}")
-        for n, region in enumerate(background_boxes(image, params, rng)):
+        backgrounds = [*background_boxes(image, params, rng), *near_boxes(image, params, rng)]
+        for n, region in enumerate(backgrounds):
             split.add(crop_resized(pixels, region, params.window), 0, f"{image.path}#bg{n}")
     return splits
 
