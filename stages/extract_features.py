@@ -40,8 +40,12 @@ def cli(params_path: Path, data: Path, out: Path) -> None:
         fail(f"backbone {bp.name}: {exc}", 2)
     model = feature_model(body, ep.pooling)
     preprocessor = Preprocessor(size=tuple(bp.image_size), rgb=True, backbone=bp.name)
+    from pipeline.io.hdf5 import Split
+
+    source_shape = Split(data / "train.h5").shape
     attrs = {"backbone": bp.name, "weights": bp.weights, "size": list(bp.image_size),
-             "pooling": ep.pooling, "flip": ep.flip}
+             "alpha": bp.alpha, "pooling": ep.pooling, "flip": ep.flip,
+             "source_size": list(source_shape[1:3]), "source_channels": source_shape[3]}
     for name in SPLITS:
         source = data / f"{name}.h5"
         if not source.exists():

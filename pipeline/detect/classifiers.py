@@ -1,4 +1,5 @@
-"""Window classifiers the detector can slide: a Keras model from ``train``, or HOG + SVM.
+"""Window classifiers the detector can slide: a Keras model from ``train``, HOG + SVM, or
+logistic regression on backbone features.
 
 Each takes uint8 windows of exactly its ``window`` size and returns one score per class, column 0
 the background. A Keras model is the folder ``train`` writes (``model.keras`` and
@@ -71,7 +72,8 @@ class KerasWindows:
 
 
 def load_classifier(folder: str | Path, batch_size: int = 512) -> WindowClassifier:
-    """The window classifier saved in ``folder``: HOG + SVM (``hog.json``) or Keras."""
+    """The window classifier saved in ``folder``: HOG + SVM (``hog.json``), logistic regression
+    on backbone features (``model.joblib``) or Keras (``model.keras``)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such model folder")
@@ -79,4 +81,45 @@ def load_classifier(folder: str | Path, batch_size: int = 512) -> WindowClassifi
         from pipeline.detect.hog_svm import HogSvm
 
         return HogSvm.load(folder)
+    if (folder / "model.joblib").is_file():
+        return FeatureLogreg(folder, batch_size)
     return KerasWindows.load(folder, batch_size)
+
+
+class FeatureLogreg:
+    """Logistic regression on a backbone's pooled features (``train_logreg`` after
+    ``extract_features`` on the detection windows): the backbone is rebuilt from the settings
+    the features were extracted with and runs on each batch of windows."""
+
+    def __init__(self, folder: Path, batch_size: int = 512):
+        from pipeline.models import backbones
+        from pipeline.train.preprocess import Preprocessor
+        from pipeline.transfer import logreg
+        from pipeline.transfer.features import feature_model
+
+        self.model, meta = logreg.load(folder)
+        settings = meta["features"]
+        if "source_size" not in settings:
+            raise InputError(f"{folder}: its features predate the window size record; run "
+                             f"extract_features and train_logreg again")
+        size = tuple(int(v) for v in settings["size"])
+        body = backbones.build(str(settings["backbone"]), str(settings["weights"]), size,
+                               float(settings.get("alpha", 1.0)))
+        self.features = feature_model(body, str(settings["pooling"]))
+        self.preprocessor = Preprocessor(size=size, rgb=True, backbone=str(settings["backbone"]))
+        self.window = tuple(int(v) for v in settings["source_size"])
+        self.channels = int(settings["source_channels"])
+        self.classes: list[str] = list(meta["classes"])
+        self.flip = bool(settings.get("flip", False))
+        self.batch_size = batch_size
+
+    def scores(self, windows: np.ndarray) -> np.ndarray:
+        """Class probabilities (a column per class, also for classes absent from training)."""
+        from pipeline.transfer.features import forward
+
+        out = np.zeros((len(windows), len(self.classes)))
+        for start in range(0, len(windows), self.batch_size):
+            batch = self.preprocessor(windows[start:start + self.batch_size])
+            rows = forward(self.features, batch, self.flip).reshape(len(batch), -1)
+            out[start:start + len(batch), self.model.classes_] = self.model.predict_proba(rows)
+        return out

@@ -62,7 +62,7 @@ def extract(
                 images, _ = pending.result()
                 if index + 1 < len(loader):
                     pending = pool.submit(loader.__getitem__, index + 1)
-                rows = _forward(model, images, flip)
+                rows = forward(model, images, flip)
                 out[start:start + len(rows)] = rows.reshape(len(rows), -1).astype(dtype)
                 start += len(rows)
                 bar.update(len(rows))
@@ -71,7 +71,7 @@ def extract(
     return len(split)
 
 
-def _forward(model, images: np.ndarray, flip: bool) -> np.ndarray:
+def forward(model, images: np.ndarray, flip: bool) -> np.ndarray:
     import keras
 
     rows = keras.ops.convert_to_numpy(model.predict_on_batch(images))
