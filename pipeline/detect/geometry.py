@@ -76,10 +76,10 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     if not len(boxes):
         return np.empty(0, np.int64)
     xywh = np.column_stack([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]])
-    scores = np.asarray(scores, np.float64)
-    # OpenCV wants scores >= its threshold >= 0: shift them (the order is what counts).
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), (scores - scores.min() + 1.0).tolist(), 0.0,
-                            float(iou))
+    # OpenCV wants float32 scores >= its threshold >= 0: pass dense ranks (1, 2, ...), which
+    # keep the order and the ties exactly however wide the scores range.
+    ranks = np.unique(np.asarray(scores, np.float64), return_inverse=True)[1] + 1.0
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), ranks.reshape(-1).tolist(), 0.0, float(iou))
     return np.asarray(keep, np.int64).reshape(-1)
 
 
