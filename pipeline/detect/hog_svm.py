@@ -3,7 +3,7 @@
 scikit-image computes the HOG descriptor of each window (``skimage.feature.hog``, L2-Hys block
 normalisation); scikit-learn fits a ``LinearSVC`` with its ``C`` chosen by ``GridSearchCV`` over
 stratified folds. Mining slides the fitted classifier over images known to hold no object
-(:mod:`pipeline.detect.geometry`'s pyramid and windows) and adds the highest-scoring windows to
+(the sliding window of :mod:`pipeline.detect.detector`) and adds the highest-scoring windows to
 the training set as background, then refits.
 
 A saved model is a folder: ``svm.joblib`` (the fitted SVM, pickled by ``joblib``; load only
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from pipeline.config.detect import HogSvmParams
-from pipeline.detect.geometry import cut_windows, pyramid, window_origins
+from pipeline.detect.detector import Scan, scan_windows
 from pipeline.io import atomic
 from pipeline.io.errors import InputError
 from pipeline.io.progress import progress
@@ -201,20 +201,17 @@ def scan(classifier: WindowClassifier, images: Sequence[np.ndarray], params: Hog
     shape = (0, *window) if channels == 1 else (0, *window, channels)
     kept, kept_scores = np.empty(shape, np.uint8), np.empty(0)
     count = 0
+    sliding = Scan(threshold, scale=params.mining_scale, step=params.mining_step, batch_size=BATCH)
     for image in progress(images, desc=desc):
-        image = to_channels(image, channels)
-        for _, level in pyramid(image, params.mining_scale, window):
-            origins = window_origins(level.shape[:2], window, params.mining_step)
-            for start in range(0, len(origins), BATCH):
-                windows = cut_windows(level, origins[start:start + BATCH], window)
-                best = classifier.scores(windows)[:, 1:].max(axis=1)
-                hits = best >= threshold
-                count += int(hits.sum())
-                if keep and hits.any():
-                    kept = np.concatenate([kept, windows[hits]])
-                    kept_scores = np.concatenate([kept_scores, best[hits]])
-                    order = np.argsort(-kept_scores, kind="stable")[:keep]
-                    kept, kept_scores = kept[order], kept_scores[order]
+        for windows, _ in scan_windows(to_channels(image, channels), window, sliding):
+            best = classifier.scores(windows)[:, 1:].max(axis=1)
+            hits = best >= threshold
+            count += int(hits.sum())
+            if keep and hits.any():
+                kept = np.concatenate([kept, windows[hits]])
+                kept_scores = np.concatenate([kept_scores, best[hits]])
+                order = np.argsort(-kept_scores, kind="stable")[:keep]
+                kept, kept_scores = kept[order], kept_scores[order]
     return count, kept
 
 
