@@ -436,3 +436,17 @@ def test_save_run_and_load_run_round_trip(tmp_path):
     save_run(DetectRun([], [], [], []), empty)
     loaded, meta = load_run(empty)
     assert loaded.paths == [] and meta["seconds_per_image"] is None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_near_boxes_lie_partly_over_their_object_and_within_negative_iou(seed):
+    image = AnnotatedImage("x.png", 80, 60, [Box("a", 10, 10, 30, 30), Box("b", 45, 20, 65, 40)])
+    params = DetectWindowsParams(window=(16, 16), negatives_per_box=3, negative_iou=0.3)
+    found = windows.near_boxes(image, params, np.random.default_rng(seed))
+    assert 4 <= len(found) <= 6
+    overlaps = iou_matrix(found, xyxy(image.boxes))
+    assert (overlaps <= 0.3).all() and (overlaps.max(axis=1) > 0).all()
+    boxes = np.asarray(found)
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 80).all() and (boxes[:, 3] <= 60).all()
+    assert windows.near_boxes(image, params.model_copy(update={"negatives_per_box": 0}),
+                              np.random.default_rng(seed)) == []
