@@ -242,3 +242,19 @@ def test_bad_cascades_are_named(tmp_path):
     broken.write_text("<?xml version='1.0'?>\n<opencv_storage><a>1</a></opencv_storage>\n")
     with pytest.raises(InputError, match=re.escape("broken.xml: not a cascade")):
         CascadeDetector(str(broken), "face", CascadeParams())
+
+
+def test_dense_level_scores_follow_the_per_window_scores(problem):
+    from pipeline.detect.geometry import cut_windows, window_origins
+
+    model = problem["first"]
+    level = cv2.resize(data.brick(), (64, 56), interpolation=cv2.INTER_AREA)
+    origins = window_origins(level.shape, WINDOW, 4)
+    dense = model.level_scores(level, origins)
+    alone = model.scores(cut_windows(level, origins, WINDOW))
+    assert dense.shape == alone.shape
+    # The same blocks but for the gradients on each window's border.
+    assert np.corrcoef(dense[:, 1], alone[:, 1])[0, 1] > 0.9
+    assert model.on_grid(8) and not model.on_grid(6)
+    assert model.level_scores(level, origins + [0, 2]) is None
+    assert model.level_scores(level, origins[:0]).shape == (0, 2)

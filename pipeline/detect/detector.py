@@ -87,11 +87,27 @@ class WindowDetector:
     def channels(self) -> int:
         return self.classifier.channels
 
+    def _scored(self, image: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """``(scores, boxes)`` for every window: level by level where the classifier scores a
+        whole level at once (HOG + SVM on its cell grid), else batch by batch."""
+        dense = getattr(self.classifier, "level_scores", None)
+        if dense is not None and self.classifier.on_grid(self.scan.step):
+            window, scan = self.classifier.window, self.scan
+            for factor, level in pyramid(image, scan.scale, window, scan.upscale):
+                origins = window_origins(level.shape[:2], window, scan.step)
+                if len(origins):
+                    y, x = origins[:, 0], origins[:, 1]
+                    boxes = np.column_stack([x, y, x + window[1], y + window[0]]) * factor
+                    yield dense(level, origins), boxes
+            return
+        for windows, boxes in scan_windows(image, self.classifier.window, self.scan):
+            yield self.classifier.scores(windows), boxes
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         boxes, scores, classes = [], [], []
-        for windows, level_boxes in scan_windows(image, self.classifier.window, self.scan):
-            self.windows_seen += len(windows)
-            objects = np.asarray(self.classifier.scores(windows))[:, 1:]
+        for objects, level_boxes in self._scored(image):
+            self.windows_seen += len(objects)
+            objects = np.asarray(objects)[:, 1:]
             best = objects.argmax(axis=1)
             best_score = objects[np.arange(len(objects)), best]
             keep = best_score >= self.scan.threshold
