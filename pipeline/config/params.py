@@ -29,6 +29,7 @@ from pipeline.config.generative import (
     SrcnnEvaluateParams,
     SrcnnParams,
 )
+from pipeline.config.reverse import DreamParams, StylizeParams
 from pipeline.config.training import AugmentParams, TrainParams
 from pipeline.config.transfer import (
     BackboneParams,
@@ -64,6 +65,8 @@ class Params(Section):
     hog_svm: HogSvmParams = HogSvmParams()
     detect: DetectParams = DetectParams()
     detect_evaluate: DetectEvaluateParams = DetectEvaluateParams()
+    dream: DreamParams = DreamParams()
+    stylize: StylizeParams = StylizeParams()
 
     @model_validator(mode="after")
     def _srcnn_label_fits(self) -> Params:

@@ -44,6 +44,20 @@ def write_samples(out: Path) -> list[str]:
     return sorted(names)
 
 
+#: scikit-image's photos written for DeepDream and style transfer (content and texture styles).
+PHOTOS = ("astronaut", "chelsea", "coffee", "brick", "grass", "gravel")
+
+
+def write_photos(out: Path) -> list[str]:
+    """Write scikit-image's photos :data:`PHOTOS` (shipped in its wheel) as ``out/<name>.png``."""
+    import skimage.data
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name in PHOTOS:
+        Image.fromarray(getattr(skimage.data, name)()).save(out / f"{name}.png")
+    return [f"{name}.png" for name in PHOTOS]
+
+
 def write_all(out: Path, scenes: ScenesParams | None = None) -> dict[str, int]:
     """Write every embedded dataset under ``out`` (replacing it) and count what was written:
     the digits, the sample photos and the detection scenes (:mod:`pipeline.detect.scenes`)."""
@@ -55,6 +69,7 @@ def write_all(out: Path, scenes: ScenesParams | None = None) -> dict[str, int]:
     counts = {"digits": write_digits(tmp / "digits"), "samples": len(write_samples(tmp / "samples"))}
     write_scenes(tmp / "scenes", scenes)
     counts["scenes"] = scenes.images
+    counts["photos"] = len(write_photos(tmp / "photos"))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return counts
