@@ -332,6 +332,31 @@ def metrics(targets: tuple[str, ...], width: int | None) -> None:
     click.echo(render(read_metrics(Path.cwd(), targets), width))
 
 
+@main.command(name="exp-grid")
+@click.argument("path")
+@click.option("--param", "keys", multiple=True, required=True, metavar="KEY",
+              help="Params key to sort and caption by (repeat for several).")
+@click.option("--exp", "names", multiple=True, metavar="NAME",
+              help="Only these experiments (repeat); default: every one dvc exp show lists.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="exp_grid.png",
+              show_default=True, help="The PNG to write.")
+@click.option("--cols", default=4, show_default=True, type=click.IntRange(min=1))
+def exp_grid(path: str, keys: tuple[str, ...], names: tuple[str, ...], out: Path, cols: int) -> None:
+    """Tile the image PATH of each experiment into one grid, captioned with --param values.
+
+    PATH must be a cached output (read from DVC's cache at each experiment's commit), for
+    example results/stylize/stylized.png after a queued sweep:
+
+    \b
+    dvc exp run --queue -S 'stylize.style_weight=1,10,100,1000' && dvc queue start
+    cvpipe exp-grid results/stylize/stylized.png --param stylize.style_weight
+    """
+    from pipeline.tools.exp_grid import exp_grid as draw
+
+    drawn = draw(Path.cwd(), path, keys, out, names, cols)
+    click.echo(f"exp-grid: {len(drawn)} experiments ({', '.join(drawn)}) -> {out}")
+
+
 @main.group()
 def search() -> None:
     """Random hyperparameter search as DVC experiments, ranked on the val split."""

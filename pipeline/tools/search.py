@@ -189,6 +189,7 @@ def experiments(repo: Path) -> list[dict[str, Any]]:
                            for path, src in (data.get("metrics") or {}).items()
                            for key, value in _flatten(src.get("data") or {}).items()}
                 rows.append({"name": rev.get("name") or exp.get("name") or rev.get("rev"),
+                             "rev": rev.get("rev"),
                              "status": data.get("status") or "Success",
                              "params": params, "metrics": metrics})
     return rows
