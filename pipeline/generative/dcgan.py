@@ -9,7 +9,8 @@ Each step takes a batch of real images (scaled to -1..1) and as many noise vecto
 by the loader, so a run repeats exactly and resumes mid-way. Both networks step together from that
 batch: the discriminator on its loss, the generator on the non-saturating loss ``-log D(G(z))``,
 with one Adam over both networks' weights (each weight keeps its own moments, so this is two
-Adams with the paper's settings). The gradient code is the only per-backend part.
+Adams with the paper's settings). The gradients come from :mod:`pipeline.generative.gradients`
+(TensorFlow, torch) or a stateless ``jax.vjp`` step (JAX).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import keras
 import numpy as np
 
 from pipeline.config import DcganParams
+from pipeline.generative.gradients import loss_gradients, no_grad
 from pipeline.io.errors import InputError
 from pipeline.io.hdf5 import Split
 from pipeline.io.progress import predict_bar
@@ -111,23 +113,10 @@ class DCGAN(keras.Model):
         mask = self._is_discriminator()
         d_vars = [v for v, d in zip(self.trainable_variables, mask, strict=True) if d]
         g_vars = [v for v, d in zip(self.trainable_variables, mask, strict=True) if not d]
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            with tf.GradientTape(persistent=True) as tape:
-                values = self.losses_and_stats(*self((real, z), training=True))
-            d_grads, g_grads = tape.gradient(values[0], d_vars), tape.gradient(values[1], g_vars)
+        values, (d_grads, g_grads) = loss_gradients(
+            lambda: self.losses_and_stats(*self((real, z), training=True)), [d_vars, g_vars])
+        with no_grad():
             self.optimizer.apply(_merge(mask, d_grads, g_grads), self.trainable_variables)
-        elif backend == "torch":
-            import torch
-
-            values = self.losses_and_stats(*self((real, z), training=True))
-            d_grads = torch.autograd.grad(values[0], [v.value for v in d_vars], retain_graph=True)
-            g_grads = torch.autograd.grad(values[1], [v.value for v in g_vars])
-            with torch.no_grad():
-                self.optimizer.apply(_merge(mask, d_grads, g_grads), self.trainable_variables)
-        else:
-            raise NotImplementedError(f"DCGAN training has no step for the {backend} backend")
         for tracker, value in zip(self.trackers, values, strict=True):
             tracker.update_state(value)
         return {t.name: t.result() for t in self.trackers}

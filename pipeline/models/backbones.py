@@ -53,9 +53,10 @@ def _no_downloads() -> Iterator[None]:
         file_utils.get_file = fetch
 
 
-def build(name: str, weights: str, size: tuple[int, int], alpha: float = 1.0):
-    """The backbone (a ``keras.Model``) without its top, for ``size`` RGB inputs, with the
-    weights asked for."""
+def build(name: str, weights: str, size: tuple[int, int] | None, alpha: float = 1.0):
+    """The backbone (a ``keras.Model``) without its top, for ``size`` (height, width) RGB
+    inputs, or any size (``(None, None, 3)`` inputs) if ``size`` is None, with the weights
+    asked for."""
     import keras
 
     constructor, _, _ = BACKBONES[name]
@@ -63,7 +64,7 @@ def build(name: str, weights: str, size: tuple[int, int], alpha: float = 1.0):
     chosen = None if weights == "none" else weights
     with _no_downloads():
         return getattr(keras.applications, constructor)(
-            include_top=False, weights=chosen, input_shape=(*size, 3), **kwargs
+            include_top=False, weights=chosen, input_shape=(*(size or (None, None)), 3), **kwargs
         )
 
 
