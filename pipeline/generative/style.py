@@ -141,6 +141,8 @@ def stylize(
     """Optimise an image with ``content``'s layout and ``style``'s textures (both uint8 RGB
     ``(H, W, 3)``, resized to ``params.image_size``); return it (uint8) and a record.
 
+    Every layer's activations are first divided by their mean magnitude on the content image,
+    so that the losses, and so the weights, do not depend on the network's activation scale.
     The loss is ``content_weight * content + style_weight * sum_l w_l style_l / sum_l w_l +
     tv_weight * tv`` (:func:`content_loss` at ``content_layer``, :func:`style_loss` at each of
     ``style_layers`` with its weight ``w_l``, :func:`total_variation_loss`), over float pixels
@@ -172,9 +174,15 @@ def stylize(
     def constant(x: Any) -> np.ndarray:
         return np.asarray(ops.convert_to_numpy(x), np.float32)
 
-    content_target = constant(model(base[None])[params.content_layer])
+    content_out = model(base[None])
+    # Each layer's activations are divided by their mean size on the content image: the losses
+    # become independent of the network's activation scale (random weights shrink it about
+    # tenfold per block, and networks differ), so the weights mean the same on any network.
+    norms = {name: float(np.abs(constant(content_out[name])).mean()) or 1.0
+             for name in {params.content_layer, *weights}}
+    content_target = constant(content_out[params.content_layer]) / norms[params.content_layer]
     style_out = model(texture[None])
-    style_grams = {name: constant(gram_matrix(style_out[name])) for name in weights}
+    style_grams = {name: constant(gram_matrix(style_out[name] / norms[name])) for name in weights}
     n = base.size
     h, w = size
 
@@ -184,9 +192,9 @@ def stylize(
         image = ops.reshape(packed[:n], (1, h, w, 3))
         feats = model(image)
         terms = ops.stack([
-            content_loss(content_target, feats[params.content_layer]),
-            sum(wl * _style_distance(style_grams[name], feats[name]) for name, wl in weights.items())
-            / (weight_sum or 1.0),
+            content_loss(content_target, feats[params.content_layer] / norms[params.content_layer]),
+            sum(wl * _style_distance(style_grams[name], feats[name] / norms[name])
+                for name, wl in weights.items()) / (weight_sum or 1.0),
             total_variation_loss(image),
         ])
         return ops.sum(packed[n:] * terms)
