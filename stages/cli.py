@@ -41,6 +41,8 @@ COMMANDS = {
     "hog_svm": "stages.hog_svm",
     "detect": "stages.detect",
     "detect_evaluate": "stages.detect_evaluate",
+    "dream": "stages.dream",
+    "stylize": "stages.stylize",
 }
 
 

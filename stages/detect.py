@@ -54,7 +54,8 @@ def cli(params_path: Path, model: str | None, images: tuple[Path, ...], data: Pa
 
 def _stage(params, data: Path, out: Path) -> None:
     from pipeline.detect.boxes import read_annotations
-    from pipeline.detect.detector import build, run, save_run
+    from pipeline.detect.classifiers import build
+    from pipeline.detect.detector import run, save_run
 
     test, labels = read_annotations(data / "test.json")
     out.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,8 @@ def _stage(params, data: Path, out: Path) -> None:
 def _new_images(params, model: str, images: list[Path], out: Path, threshold: float | None,
                 label: str, as_json: bool) -> None:
     from pipeline.config.detect import DetectorParams
-    from pipeline.detect.detector import build, draw_run, run
+    from pipeline.detect.classifiers import build
+    from pipeline.detect.detector import draw_run, run
     from pipeline.io.images import expand
 
     if threshold is None:

@@ -256,5 +256,5 @@ def test_dense_level_scores_follow_the_per_window_scores(problem):
     # The same blocks but for the gradients on each window's border.
     assert np.corrcoef(dense[:, 1], alone[:, 1])[0, 1] > 0.9
     assert model.on_grid(8) and not model.on_grid(6)
-    assert model.level_scores(level, origins + [0, 2]) is None
+    assert model.level_scores(level, origins + np.array([0, 2])) is None
     assert model.level_scores(level, origins[:0]).shape == (0, 2)

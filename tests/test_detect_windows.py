@@ -19,11 +19,11 @@ from PIL import Image
 from pipeline.config.detect import DetectorParams, DetectParams, DetectWindowsParams
 from pipeline.detect import windows
 from pipeline.detect.boxes import AnnotatedImage, Box, Detection, xyxy
+from pipeline.detect.classifiers import build
 from pipeline.detect.detector import (
     DetectRun,
     Scan,
     WindowDetector,
-    build,
     load_run,
     run,
     save_run,

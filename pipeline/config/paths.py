@@ -27,6 +27,11 @@ INPUTS = {
     "ingest.source.path": "exists",
     "srcnn_data.images": "exists",
     "detect_data.source.path": "exists",
+    "dream.image": "exists",
+    "stylize.content": "exists",
+    "stylize.style": "exists",
+    "dream.net.weights": "weights",
+    "stylize.net.weights": "weights",
     "srcnn_evaluate.images": "exists",
     "backbone.weights": "weights",
 }

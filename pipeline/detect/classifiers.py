@@ -10,24 +10,14 @@ compiled graph is traced once. The HOG + SVM lives in :mod:`pipeline.detect.hog_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from pipeline.config.detect import DetectorParams, DetectParams
+from pipeline.detect.detector import Detector, WindowClassifier
 from pipeline.io.errors import InputError
-
-
-class WindowClassifier(Protocol):
-    """What the sliding-window detector needs of a classifier."""
-
-    window: tuple[int, int]
-    channels: int
-    classes: list[str]
-
-    def scores(self, windows: np.ndarray) -> np.ndarray:
-        """``(N, len(classes))`` scores of uint8 ``(N, h, w, channels)`` windows."""
-        ...
 
 
 class KerasWindows:
@@ -123,3 +113,18 @@ class FeatureLogreg:
             rows = forward(self.features, batch, self.flip).reshape(len(batch), -1)
             out[start:start + len(batch), self.model.classes_] = self.model.predict_proba(rows)
         return out
+
+
+def build(spec: DetectorParams, params: DetectParams, labels: Sequence[str]) -> Detector:
+    """The detector ``spec`` names: a cascade (``cascade:NAME`` or an ``.xml`` path) or a window
+    classifier's folder slid with ``params``' pyramid and window settings."""
+    from pipeline.detect.cascade import CascadeDetector, is_cascade
+
+    if is_cascade(spec.model):
+        label = labels[0] if len(labels) == 1 else "object"
+        return CascadeDetector(spec.model, label, params.cascade, threshold=spec.threshold)
+    from pipeline.detect.detector import Scan, WindowDetector
+
+    scan = Scan(spec.threshold, params.scale, params.upscale, params.step, params.batch_size,
+                params.nms_iou, params.max_detections)
+    return WindowDetector(load_classifier(spec.model, params.batch_size), scan)

@@ -17,13 +17,23 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.config.detect import DetectorParams, DetectParams
 from pipeline.detect.boxes import Detection
-from pipeline.detect.classifiers import WindowClassifier, load_classifier
 from pipeline.detect.geometry import cut_windows, nms_per_class, pyramid, window_origins
 from pipeline.detect.windows import read_image
 from pipeline.io.images import RejectedImage, check_pixels
 from pipeline.io.progress import progress
+
+
+class WindowClassifier(Protocol):
+    """What the sliding-window detector needs of a classifier."""
+
+    window: tuple[int, int]
+    channels: int
+    classes: list[str]
+
+    def scores(self, windows: np.ndarray) -> np.ndarray:
+        """``(N, len(classes))`` scores of uint8 ``(N, h, w, channels)`` windows."""
+        ...
 
 
 class Detector(Protocol):
@@ -123,19 +133,6 @@ class WindowDetector:
         names = self.classifier.classes
         return [Detection(names[all_classes[i]], float(all_scores[i]), *map(float, all_boxes[i]))
                 for i in kept]
-
-
-def build(spec: DetectorParams, params: DetectParams, labels: Sequence[str]) -> Detector:
-    """The detector ``spec`` names: a cascade (``cascade:NAME`` or an ``.xml`` path) or a window
-    classifier's folder slid with ``params``' pyramid and window settings."""
-    from pipeline.detect.cascade import CascadeDetector, is_cascade
-
-    if is_cascade(spec.model):
-        label = labels[0] if len(labels) == 1 else "object"
-        return CascadeDetector(spec.model, label, params.cascade, threshold=spec.threshold)
-    scan = Scan(spec.threshold, params.scale, params.upscale, params.step, params.batch_size,
-                params.nms_iou, params.max_detections)
-    return WindowDetector(load_classifier(spec.model, params.batch_size), scan)
 
 
 @dataclass
