@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from pipeline.data.embedded import write_digits
 from tests.conftest import MAX_METRICS, copy_project, numbers_in, run
@@ -31,7 +32,8 @@ def shrink(params: dict, source: Path) -> dict:
     """Small and fast: an outside source, 12x12 grey, ShallowNet, 2 epochs, no augmentation;
     the transfer branches at the backbone's smallest input, one epoch per fine-tuning phase; one
     ensemble member beside models/train; a narrow one-epoch DCGAN and SRCNN; 24 detection
-    scenes, a two-epoch ShallowNet window classifier and one C for the SVM."""
+    scenes, a two-epoch ShallowNet window classifier and one C for the SVM; two octaves of two
+    DeepDream steps at 64 px, three style-transfer steps at 40 px."""
     params["ingest"]["source"].update(kind="folder", path=str(source))
     params["ingest"]["channels"] = 1
     params["hdf5"]["image_size"] = [12, 12]
@@ -52,6 +54,8 @@ def shrink(params: dict, source: Path) -> dict:
     params["hog_svm"].update(c_values=[0.1], folds=2, mining_max=200)
     params["detect"]["step"] = 8
     params["detect_evaluate"]["draw"] = 2
+    params["dream"].update(max_side=64, octaves=2, iterations=2, log_every=1)
+    params["stylize"].update(image_size=[40, 40], iterations=3, log_every=2)
     return params
 
 
@@ -148,6 +152,16 @@ def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
     assert hog["c"] == 0.1 and hog["false_positives_after"] <= hog["false_positives_before"]
     assert (repo / "results/detect_evaluate/pr/cnn.csv").read_text().startswith("recall,precision")
     assert (repo / "results/detect_evaluate/images/hog_01.png").stat().st_size > 0
+    # The networks run in reverse: per-step losses as plots, images, before/after.
+    dream = json.loads((repo / "results/dream/metrics.json").read_text())
+    assert dream["octaves"] == 2 and dream["steps"] == 4
+    assert len((repo / "results/dream/plots/metrics/loss.tsv").read_text().splitlines()) == 5
+    assert list((repo / "results/dream/plots/images").rglob("*.png"))
+    style = json.loads((repo / "results/stylize/metrics.json").read_text())
+    assert style["steps"] == 3 and style["style_fraction"] > 0
+    for name in ("content", "style", "tv", "total"):
+        assert (repo / f"results/stylize/plots/metrics/{name}.tsv").exists()
+    assert Image.open(repo / "results/stylize/stylized.png").size == (40, 40)
 
 
 def test_second_repro_is_a_no_op(repo: Path) -> None:
