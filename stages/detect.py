@@ -21,7 +21,7 @@ from stages.common import Stage, fail, load_or_exit, params_option, quiet_backen
               "results/detect]. With MODEL: folder the drawn images go to [default: detections].")
 @click.option("--threshold", type=float, default=None,
               help="With MODEL: lowest score kept [default: the threshold detect.detectors gives "
-              "that model, else 0.5].")
+              "that model, else 0: log-odds 0 for Keras models, p = 0.5].")
 @click.option("--label", default="object", show_default=True,
               help="With a cascade MODEL: the label of its boxes.")
 @click.option("--json", "as_json", is_flag=True, help="With MODEL: print JSON instead of lines.")
@@ -84,7 +84,7 @@ def _new_images(params, model: str, images: list[Path], out: Path, threshold: fl
 
     if threshold is None:
         known = [d.threshold for d in params.detect.detectors.values() if d.model == model]
-        threshold = known[0] if known else 0.5
+        threshold = known[0] if known else 0.0
     detector = build(DetectorParams(model=model, threshold=threshold), params.detect, [label])
     result = run(detector, expand(images), params.ingest.max_pixels)
     for path, reason in result.skipped:

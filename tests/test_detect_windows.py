@@ -325,9 +325,20 @@ def test_keras_scores_pad_the_last_batch_and_match_predict(keras_model):
     scores = classifier.scores(pixels)
     assert scores.shape == (13, 2)
     expected = keras_model.predict(Preprocessor(scale=True)(pixels), verbose=0)
-    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)
+    # log-odds of the class probabilities: back through the logistic function they are p
+    np.testing.assert_allclose(1 / (1 + np.exp(-scores)), expected, rtol=1e-4, atol=1e-6)
     assert classifier.scores(pixels[:0]).shape == (0, 2)
+
+
+def test_log_odds_do_not_saturate_where_probabilities_do():
+    from pipeline.detect.classifiers import log_odds
+
+    logits = np.array([[0.0, 40.0, 0.0], [0.0, 45.0, 0.0], [0.0, 0.0, 0.0]])
+    odds = log_odds(logits)
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert probabilities.astype(np.float32)[0, 1] == probabilities.astype(np.float32)[1, 1] == 1.0
+    assert odds[1, 1] > odds[0, 1] > 39  # still ranked
+    np.testing.assert_allclose(odds[2], np.log(0.5), rtol=1e-12)  # p = 1/3: log(1/3 / 2/3)
 
 
 def test_keras_windows_needs_a_background_and_an_object_class(keras_model):

@@ -143,8 +143,9 @@ class DetectorParams(Section):
         "cascade:haarcascade_frontalface_default.xml), or the path of a cascade XML."
     )
     threshold: float = Field(
-        0.5, description="Lowest score kept: a probability for Keras and logistic regression, "
-        "the SVM margin for HOG + SVM, the cascade's level weight for cascades."
+        0.0, description="Lowest score kept: the class's log-odds log(p / (1 - p)) for Keras "
+        "models (0: p = 0.5; unlike p it does not saturate at 1.0), the probability for "
+        "logistic regression, the SVM margin for HOG + SVM, the level weight for cascades."
     )
 
 
@@ -160,7 +161,7 @@ class DetectParams(Section):
     """Runs each detector over the test images: pyramid, sliding window, batches, NMS."""
 
     detectors: dict[str, DetectorParams] = Field(
-        {"cnn": DetectorParams(model="models/detect_train", threshold=0.3),
+        {"cnn": DetectorParams(model="models/detect_train", threshold=-1.0),
          "hog": DetectorParams(model="models/hog_svm", threshold=-0.5)},
         description="Name -> detector. Each is run over the same images and scored alike.",
     )

@@ -26,6 +26,7 @@ class KerasWindows:
     def __init__(self, model, preprocessor, window: tuple[int, int], channels: int,
                  classes: list[str], batch_size: int = 512):
         self.model, self.preprocessor = model, preprocessor
+        self._head = _softmax_head(model)
         self.window = (int(window[0]), int(window[1]))
         self.channels, self.classes = int(channels), list(classes)
         self.batch_size = batch_size
@@ -49,7 +50,9 @@ class KerasWindows:
                    batch_size)
 
     def scores(self, windows: np.ndarray) -> np.ndarray:
-        """Class probabilities, ``batch_size`` windows a call (the last batch padded)."""
+        """Each class's log-odds (``log p / (1 - p)``), ``batch_size`` windows a call (the last
+        batch padded). From the logits when the model ends in a softmax Dense layer (the zoo's
+        do), so that a probability that rounds to 1.0 in float32 is still ranked."""
         out = []
         for start in range(0, len(windows), self.batch_size):
             batch = self.preprocessor(windows[start:start + self.batch_size])
@@ -57,8 +60,41 @@ class KerasWindows:
             if n < self.batch_size:
                 pad = np.zeros((self.batch_size - n, *batch.shape[1:]), batch.dtype)
                 batch = np.concatenate([batch, pad])
-            out.append(np.asarray(self.model.predict_on_batch(batch))[:n])
-        return np.concatenate(out) if out else np.empty((0, len(self.classes)), np.float32)
+            if self._head is None:
+                probabilities = np.asarray(self.model.predict_on_batch(batch), np.float64)[:n]
+                p = np.clip(probabilities, 1e-12, 1 - 1e-12)
+                out.append(np.log(p) - np.log1p(-p))
+            else:
+                body, kernel, bias = self._head
+                features = np.asarray(body.predict_on_batch(batch), np.float64)[:n]
+                out.append(log_odds(features @ kernel + bias))
+        return np.concatenate(out) if out else np.empty((0, len(self.classes)))
+
+
+def log_odds(logits: np.ndarray) -> np.ndarray:
+    """``log p_c - log(1 - p_c)`` of the softmax of ``logits`` (rows), computed stably:
+    ``z_c - logsumexp(z without c)``."""
+    logits = np.asarray(logits, np.float64)
+    out = np.empty_like(logits)
+    for c in range(logits.shape[1]):
+        others = np.delete(logits, c, axis=1)
+        top = others.max(axis=1, keepdims=True)
+        rest = top[:, 0] + np.log(np.exp(others - top).sum(axis=1))
+        out[:, c] = logits[:, c] - rest
+    return out
+
+
+def _softmax_head(model):
+    """``(body, kernel, bias)`` when ``model`` ends in a softmax ``Dense`` layer: the model up to
+    that layer's input, and its weights as float64; else ``None``."""
+    import keras
+
+    last = model.layers[-1] if model.layers else None
+    if not isinstance(last, keras.layers.Dense) or \
+            getattr(last.activation, "__name__", "") != "softmax":
+        return None
+    kernel, bias = (np.asarray(w, np.float64) for w in last.get_weights())
+    return keras.Model(model.inputs, last.input), kernel, bias
 
 
 def load_classifier(folder: str | Path, batch_size: int = 512) -> WindowClassifier:
