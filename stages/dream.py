@@ -29,23 +29,18 @@ def cli(params_path: Path, image: Path | None, output: Path | None, out: Path) -
 
     Example: cvpipe dream photo.jpg dreamed.png --params params.yaml
     """
-    params = load_or_exit(params_path, inputs=("dream.net.weights",)
-                          + (() if image else ("dream.image",)))
     if (image is None) != (output is None):
         raise click.UsageError("give both IMAGE and OUTPUT, or neither (the stage)")
+    params = load_or_exit(params_path, inputs=("dream.net.weights",)
+                          + (() if image else ("dream.image",)))
     quiet_backend()
-    from pipeline.generative.reverse_runs import random_weights_note, run_dream
+    from pipeline.generative.reverse_runs import dream_file, random_weights_note, run_dream
 
     note = random_weights_note(params.dream.net, "dream")
     if note:
         click.echo(f"note: {note}", err=True)
     if image is not None:
-        import tempfile
-
-        with tempfile.TemporaryDirectory(dir=output.parent if output.parent.exists() else None) as tmp:
-            summary = run_dream(params.dream, Path(tmp), params.ingest.max_pixels, str(image),
-                                live=False)
-            Path(tmp, "dream.png").replace(output)
+        summary = dream_file(params.dream, image, output, params.ingest.max_pixels)
         click.echo(f"dream: {image} -> {output} ({summary['steps']} steps, loss "
                    f"{summary['loss_first']:.4g} -> {summary['loss_last']:.4g})")
         return

@@ -39,18 +39,13 @@ def cli(params_path: Path, content: Path | None, style: Path | None, output: Pat
     params = load_or_exit(params_path, inputs=("stylize.net.weights",)
                           + (() if content else ("stylize.content", "stylize.style")))
     quiet_backend()
-    from pipeline.generative.reverse_runs import random_weights_note, run_stylize
+    from pipeline.generative.reverse_runs import random_weights_note, run_stylize, stylize_file
 
     note = random_weights_note(params.stylize.net, "stylize")
     if note:
         click.echo(f"note: {note}", err=True)
     if content is not None:
-        import tempfile
-
-        with tempfile.TemporaryDirectory(dir=output.parent if output.parent.exists() else None) as tmp:
-            summary = run_stylize(params.stylize, Path(tmp), params.ingest.max_pixels,
-                                  str(content), str(style), live=False)
-            Path(tmp, "stylized.png").replace(output)
+        summary = stylize_file(params.stylize, content, style, output, params.ingest.max_pixels)
         click.echo(f"stylize: {content} in the style of {style} -> {output} "
                    f"({summary['steps']} steps, style loss x{summary['style_fraction']})")
         return
