@@ -33,7 +33,7 @@ def shrink(params: dict, source: Path) -> dict:
     the transfer branches at the backbone's smallest input, one epoch per fine-tuning phase; one
     ensemble member beside models/train; a narrow one-epoch DCGAN and SRCNN; 24 detection
     scenes, a two-epoch ShallowNet window classifier and one C for the SVM; two octaves of two
-    DeepDream steps at 64 px, three style-transfer steps at 40 px."""
+    DeepDream steps at 96 px, three style-transfer steps at 40 px."""
     params["ingest"]["source"].update(kind="folder", path=str(source))
     params["ingest"]["channels"] = 1
     params["hdf5"]["image_size"] = [12, 12]
@@ -54,7 +54,7 @@ def shrink(params: dict, source: Path) -> dict:
     params["hog_svm"].update(c_values=[0.1], folds=2, mining_max=200)
     params["detect"]["step"] = 8
     params["detect_evaluate"]["draw"] = 2
-    params["dream"].update(max_side=64, octaves=2, iterations=2, log_every=1)
+    params["dream"].update(max_side=96, octaves=2, iterations=2, log_every=1)
     params["stylize"].update(image_size=[40, 40], iterations=3, log_every=2)
     return params
 
