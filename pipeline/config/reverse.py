@@ -90,7 +90,7 @@ class StylizeParams(Section):
     )
     iterations: PosInt = Field(30, description="Optimizer steps (L-BFGS: iterations).")
     optimizer: Literal["adam", "lbfgs"] = Field(
-        "adam", description="adam (keras.optimizers.Adam over the pixels) or lbfgs (SciPy's "
+        "adam", description="adam (Adam over the pixels, Keras's defaults) or lbfgs (SciPy's "
         "L-BFGS-B, the paper's choice)."
     )
     lr: float = Field(5.0, gt=0.0, description="Adam learning rate, in 0-255 pixel units.")
