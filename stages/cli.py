@@ -343,7 +343,10 @@ def metrics(targets: tuple[str, ...], width: int | None) -> None:
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="exp_grid.png",
               show_default=True, help="The PNG to write.")
 @click.option("--cols", default=4, show_default=True, type=click.IntRange(min=1))
-def exp_grid(path: str, keys: tuple[str, ...], names: tuple[str, ...], out: Path, cols: int) -> None:
+@click.option("--tile", default=192, show_default=True, type=click.IntRange(min=16),
+              help="Side of each picture's square, in pixels.")
+def exp_grid(path: str, keys: tuple[str, ...], names: tuple[str, ...], out: Path, cols: int,
+             tile: int) -> None:
     """Tile the image PATH of each experiment into one grid, captioned with --param values.
 
     PATH must be a cached output (read from DVC's cache at each experiment's commit), for
@@ -355,7 +358,7 @@ def exp_grid(path: str, keys: tuple[str, ...], names: tuple[str, ...], out: Path
     """
     from pipeline.tools.exp_grid import exp_grid as draw
 
-    drawn = draw(Path.cwd(), path, keys, out, names, cols)
+    drawn = draw(Path.cwd(), path, keys, out, names, cols, (tile, tile))
     click.echo(f"exp-grid: {len(drawn)} experiments ({', '.join(drawn)}) -> {out}")
 
 

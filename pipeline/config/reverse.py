@@ -35,7 +35,7 @@ class DreamParams(Section):
     )
     net: NetParams = NetParams()
     layers: dict[str, float] = Field(
-        {"conv_pw_5_relu": 1.0, "conv_pw_7_relu": 1.5},
+        {"conv_pw_9_relu": 1.0, "conv_pw_11_relu": 1.0},
         min_length=1,
         description="Layer name -> weight of its mean squared activation in the loss. Names "
         "are checked against the network; a wrong one lists the valid ones. InceptionV3: "
@@ -84,7 +84,10 @@ class StylizeParams(Section):
         "network; with MobileNet 0.25 at 128 px, 1e4-1e6 go from a hint of the style to the "
         "style over the content."
     )
-    tv_weight: float = Field(1e-6, ge=0.0, description="Weight of the total-variation loss.")
+    tv_weight: float = Field(
+        1e-5, ge=0.0, description="Weight of the total-variation loss (MobileNet 0.25: 1e-6 "
+        "is noisy, 1e-4 blurred)."
+    )
     image_size: tuple[PosInt, PosInt] = Field(
         (96, 96), description="[height, width] of the result; both images are resized to it."
     )

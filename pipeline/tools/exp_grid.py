@@ -20,6 +20,13 @@ from pipeline.io.errors import InputError
 from pipeline.tools.search import experiments
 
 
+def _order(value: object) -> tuple[int, float, str]:
+    """Sort key: numbers by value (1e4 before 5e4 before 1e5), then anything else as text."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return (1, 0.0, str(value))
+    return (0, float(value), "")
+
+
 def _caption(params: dict, keys: Sequence[str]) -> str:
     return "  ".join(f"{key.rsplit('.', 1)[-1]}={params.get(key)}" for key in keys)
 
@@ -37,7 +44,7 @@ def exp_grid(repo: Path, path: str, keys: Sequence[str], out: Path, names: Seque
     missing = [key for key in keys if all(key not in r["params"] for r in rows)]
     if missing:
         raise InputError(f"no experiment has the param {missing[0]}")
-    rows.sort(key=lambda r: tuple(str(r["params"].get(k)) for k in keys))
+    rows.sort(key=lambda r: tuple(_order(r["params"].get(k)) for k in keys))
     tiles, captions, drawn = [], [], []
     for row in rows:
         try:
