@@ -99,9 +99,9 @@ class WindowDetector:
 
     def _scored(self, image: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(scores, boxes)`` for every window: level by level where the classifier scores a
-        whole level at once (HOG + SVM on its cell grid), else batch by batch."""
+        whole level at once (HOG + SVM), else batch by batch."""
         dense = getattr(self.classifier, "level_scores", None)
-        if dense is not None and self.classifier.on_grid(self.scan.step):
+        if dense is not None:
             window, scan = self.classifier.window, self.scan
             for factor, level in pyramid(image, scan.scale, window, scan.upscale):
                 origins = window_origins(level.shape[:2], window, scan.step)

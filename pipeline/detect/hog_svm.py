@@ -148,35 +148,31 @@ class HogSvm:
             return np.column_stack([-margins, margins])
         return margins
 
-    def on_grid(self, step: int) -> bool:
-        """Whether windows ``step`` pixels apart start on the HOG cell grid (see
-        :meth:`level_scores`)."""
-        return all(step % side == 0 for side in self.params.pixels_per_cell)
-
-    def level_scores(self, level: np.ndarray, origins: np.ndarray) -> np.ndarray | None:
-        """The margins of the windows at ``origins`` of a whole pyramid level from one HOG of
-        the level (Dalal and Triggs' dense scan), or ``None`` unless every origin lies on the
-        cell grid. A window's descriptor is then the level's blocks under it, the same blocks
-        its own HOG would hold but for the gradients at its border, which see the pixels
-        beyond it."""
+    def level_scores(self, level: np.ndarray, origins: np.ndarray) -> np.ndarray:
+        """The margins of the windows at ``origins`` of a whole pyramid level, from one HOG of
+        the level per cell-grid offset among the origins (Dalal and Triggs' dense scan; a step
+        of half a cell needs four). A window's descriptor is then the blocks under it, the same
+        its own HOG would hold but for the gradients on its border, which see the pixels beyond
+        it."""
         from skimage.feature import hog
 
         cell_h, cell_w = self.params.pixels_per_cell
-        if (origins[:, 0] % cell_h).any() or (origins[:, 1] % cell_w).any():
-            return None
-        if not len(origins):
-            return np.empty((0, len(self.classes)))
-        blocks = hog(greyscale(level[None])[0], orientations=self.params.orientations,
-                     pixels_per_cell=self.params.pixels_per_cell,
-                     cells_per_block=self.params.cells_per_block, block_norm="L2-Hys",
-                     feature_vector=False)
         rows = self.window[0] // cell_h - self.params.cells_per_block[0] + 1
         cols = self.window[1] // cell_w - self.params.cells_per_block[1] + 1
-        view = np.lib.stride_tricks.sliding_window_view(blocks, (rows, cols), axis=(0, 1))
-        picked = view[origins[:, 0] // cell_h, origins[:, 1] // cell_w]
-        # sliding_window_view puts the window's block axes last; hog's vector is row-major blocks
-        features = np.moveaxis(picked, (-2, -1), (1, 2)).reshape(len(origins), -1)
-        return self._margins(features.astype(np.float32))
+        grey = greyscale(level[None])[0]
+        features = np.empty((len(origins), feature_length(self.window, self.params)), np.float32)
+        offsets = np.column_stack([origins[:, 0] % cell_h, origins[:, 1] % cell_w])
+        for dy, dx in {(int(a), int(b)) for a, b in offsets}:
+            mine = (offsets[:, 0] == dy) & (offsets[:, 1] == dx)
+            blocks = hog(grey[dy:, dx:], orientations=self.params.orientations,
+                         pixels_per_cell=self.params.pixels_per_cell,
+                         cells_per_block=self.params.cells_per_block, block_norm="L2-Hys",
+                         feature_vector=False)
+            view = np.lib.stride_tricks.sliding_window_view(blocks, (rows, cols), axis=(0, 1))
+            picked = view[(origins[mine, 0] - dy) // cell_h, (origins[mine, 1] - dx) // cell_w]
+            # sliding_window_view puts the window's block axes last; hog's vector is row-major
+            features[mine] = np.moveaxis(picked, (-2, -1), (1, 2)).reshape(int(mine.sum()), -1)
+        return self._margins(features)
 
     def save(self, folder: str | Path) -> None:
         """Write ``svm.joblib`` and ``hog.json`` into ``folder``, both or neither."""
