@@ -7,24 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from pipeline.config.base import PosInt, Section
-from pipeline.models import BACKBONES
-
-
-class NetParams(Section):
-    """The ``keras.applications`` network whose activations are excited or matched."""
-
-    name: Literal[tuple(BACKBONES)] = Field(  # type: ignore[valid-type]
-        "mobilenet", description="Network by name (keras.applications, lower case, no top)."
-    )
-    weights: str = Field(
-        "none",
-        description="A weights file (e.g. ../shared/weights/mobilenet_2_5_224_tf_no_top.h5, or "
-        "an InceptionV3 / VGG19 no-top file), imagenet (the local Keras cache only), or none: "
-        "random weights, which shows the stage runs but not what a trained network sees.",
-    )
-    alpha: float = Field(
-        0.25, gt=0.0, le=2.0, description="Width multiplier (mobilenet, mobilenetv2, v3 only)."
-    )
+from pipeline.config.transfer import NetParams
 
 
 class DreamParams(Section):

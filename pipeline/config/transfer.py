@@ -11,23 +11,29 @@ from pipeline.config.training import AugmentParams, LoaderParams, ScheduleParams
 from pipeline.models import BACKBONES
 
 
-class BackboneParams(Section):
-    """The pretrained ``keras.applications`` network both transfer-learning paths start from."""
-
-    renamed: ClassVar[dict[str, str]] = {"size": "image_size"}
+class NetParams(Section):
+    """A pretrained ``keras.applications`` network without its top."""
 
     name: Literal[tuple(BACKBONES)] = Field(  # type: ignore[valid-type]
-        "mobilenet", description="Backbone by name (keras.applications, lower case, no top)."
+        "mobilenet", description="Network by name (keras.applications, lower case, no top)."
     )
     weights: str = Field(
         "none",
         description="imagenet (from the local Keras cache only; nothing is downloaded), a path "
-        "to a weights file (e.g. ../shared/weights/mobilenet_2_5_224_tf_no_top.h5), or none "
-        "(random init).",
+        "to a weights file (e.g. ../shared/weights/mobilenet_2_5_224_tf_no_top.h5, or an "
+        "InceptionV3 / VGG19 no-top file), or none (random init: shows that a stage runs, not "
+        "what a trained network does).",
     )
     alpha: float = Field(
         0.25, gt=0.0, le=2.0, description="Width multiplier (mobilenet, mobilenetv2, v3 only)."
     )
+
+
+class BackboneParams(NetParams):
+    """The pretrained network both transfer-learning paths start from."""
+
+    renamed: ClassVar[dict[str, str]] = {"size": "image_size"}
+
     image_size: tuple[Annotated[int, Field(ge=32)], Annotated[int, Field(ge=32)]] = Field(
         (32, 32),
         description="[height, width] the backbone sees; stored images are resized to it and "
