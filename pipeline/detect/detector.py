@@ -20,7 +20,7 @@ import numpy as np
 from pipeline.detect.boxes import Detection
 from pipeline.detect.geometry import cut_windows, nms_per_class, pyramid, window_origins
 from pipeline.detect.windows import read_image
-from pipeline.io.images import RejectedImage, check_pixels
+from pipeline.io.images import RejectedImage
 from pipeline.io.progress import progress
 
 
@@ -149,14 +149,10 @@ def run(detector: Detector, paths: Sequence[str | Path], max_pixels: int | None,
         desc: str = "detect") -> DetectRun:
     """Run ``detector`` over image files, a progress bar over images; unreadable ones (and
     those over ``max_pixels``) are listed in ``skipped``, not fatal."""
-    from PIL import Image
-
     result = DetectRun([], [], [], [])
     for path in progress(list(paths), desc=desc, unit="image"):
         try:
-            with Image.open(path) as img:
-                check_pixels(img, max_pixels)
-            pixels = read_image(path, detector.channels)
+            pixels = read_image(path, detector.channels, max_pixels)
         except RejectedImage as exc:
             result.skipped.append((str(path), str(exc)))
             continue

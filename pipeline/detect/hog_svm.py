@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import cv2
 import numpy as np
 
 from pipeline.config.detect import HogSvmParams
-from pipeline.detect.detector import Scan, scan_windows
+from pipeline.detect.detector import Scan, WindowClassifier, scan_windows
 from pipeline.io import atomic
 from pipeline.io.errors import InputError
 from pipeline.io.progress import progress
@@ -36,14 +36,7 @@ LUMA = np.array([0.299, 0.587, 0.114])
 HOG_KEYS = ("orientations", "pixels_per_cell", "cells_per_block")
 
 
-class WindowClassifier(Protocol):
-    """What every window classifier offers the sliding-window detector and :func:`mine`."""
-
-    window: tuple[int, int]
-    channels: int
-    classes: list[str]
-
-    def scores(self, windows: np.ndarray) -> np.ndarray: ...
+def scores(self, windows: np.ndarray) -> np.ndarray: ...
 
 
 def feature_length(window: tuple[int, int], params: HogSvmParams) -> int:

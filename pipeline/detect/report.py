@@ -14,6 +14,8 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from pipeline.detect.boxes import AnnotatedImage, Detection
 from pipeline.detect.detector import DetectRun
 from pipeline.detect.drawing import crop_grid, cut, misses, save_drawn, save_image, worst_false_positives
@@ -44,6 +46,18 @@ def _pr_csv(points: list[dict]) -> str:
     return buffer.getvalue()
 
 
+class _Pixels:
+    """RGB pixels of ``test[i]``, each image decoded once however many crops it gives."""
+
+    def __init__(self, test: Sequence[AnnotatedImage]):
+        self.test, self.cache = test, {}
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if index not in self.cache:
+            self.cache[index] = read_image(self.test[index].path, 3)
+        return self.cache[index]
+
+
 def score(name: str, test: Sequence[AnnotatedImage], labels: Sequence[str], run: DetectRun,
           out: Path, rule: Rule | None = None, draw: int = 6, grid: int = 16) -> dict:
     """Score ``run`` against ``test``; write ``out/pr/<name>.csv`` and the pictures under
@@ -62,19 +76,20 @@ def score(name: str, test: Sequence[AnnotatedImage], labels: Sequence[str], run:
     shown = _operating(detections, by_iou.get("f_threshold"))
     record["drawn_at"] = by_iou.get("f_threshold")
     pictures = out / "images"
+    pixels = _Pixels(test)
     with_boxes = sorted(range(len(test)), key=lambda i: (not test[i].boxes, test[i].path))
     for rank, index in enumerate(with_boxes[:draw]):
         image = test[index]
         tp, _ = match_image(image, shown[index])
-        save_drawn(pictures / f"{name}_{rank:02d}.png", read_image(image.path, 3), image.boxes,
+        save_drawn(pictures / f"{name}_{rank:02d}.png", pixels[index], image.boxes,
                    shown[index], tp)
     false = worst_false_positives(test, shown, grid)
     save_image(pictures / f"{name}_false_positives.png", crop_grid(
-        [cut(read_image(test[i].path, 3), d.xyxy) for i, d in false],
+        [cut(pixels[i], d.xyxy) for i, d in false],
         [f"{d.label} {d.score:.2f}" for _, d in false], cols=8))
     missed = misses(test, shown, grid)
     save_image(pictures / f"{name}_misses.png", crop_grid(
-        [cut(read_image(test[i].path, 3), b.xyxy) for i, b in missed],
+        [cut(pixels[i], b.xyxy) for i, b in missed],
         [f"{b.label} {Path(test[i].path).name}" for i, b in missed], cols=8))
     return record
 

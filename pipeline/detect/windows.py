@@ -25,13 +25,15 @@ from pipeline.detect.boxes import AnnotatedImage, xyxy
 from pipeline.detect.geometry import iou_matrix
 from pipeline.io import atomic
 from pipeline.io.hdf5 import write_arrays
-from pipeline.io.images import to_channels
+from pipeline.io.images import check_pixels, to_channels
 from pipeline.io.progress import progress
 
 
-def read_image(path: str | Path, channels: int) -> np.ndarray:
-    """``(H, W, channels)`` uint8 pixels of an image file, EXIF orientation applied (Pillow)."""
+def read_image(path: str | Path, channels: int, max_pixels: int | None = None) -> np.ndarray:
+    """``(H, W, channels)`` uint8 pixels of an image file, EXIF orientation applied (Pillow);
+    :class:`~pipeline.io.images.RejectedImage`, undecoded, if it has more than ``max_pixels``."""
     with Image.open(path) as img:
+        check_pixels(img, max_pixels)
         array = np.asarray(to_channels(ImageOps.exif_transpose(img), channels), np.uint8)
     return array[..., None] if array.ndim == 2 else array
 
