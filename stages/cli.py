@@ -364,12 +364,23 @@ def exp_grid(path: str, keys: tuple[str, ...], names: tuple[str, ...], out: Path
 
 @main.group()
 def search() -> None:
-    """Random hyperparameter search as DVC experiments, ranked on the val split."""
+    """Hyperparameter search with Optuna, each trial a DVC experiment ranked on the val split.
+
+    `run` runs the study (adaptive samplers, pruning, many workers); `show` ranks its trials;
+    `report` writes the table and Optuna's plots; `queue` hands every trial to `dvc queue` at
+    once. Example file: experiments/search.yaml.
+    """
+
+
+_SPEC = click.argument("spec_path", metavar="SPEC",
+                       type=click.Path(dir_okay=False, exists=True, path_type=Path))
+_STORAGE = click.option("--storage", help="Optuna storage URL (overrides the file's): "
+                        "journal:PATH, sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB.")
 
 
 def _load_search(spec_path: Path):
     from pipeline.config import ParamsError
-    from pipeline.tools.search import load_spec
+    from pipeline.search.space import load_spec
     from stages.common import exit_listing
 
     try:
@@ -378,62 +389,149 @@ def _load_search(spec_path: Path):
         exit_listing(f"invalid search file {spec_path}:", exc.lines)
 
 
-@search.command("queue")
-@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, exists=True,
-                                                             path_type=Path))
+def _quiet_optuna() -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@search.command("run")
+@_SPEC
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Trials at a time on this machine (default: the file's workers).")
+@_STORAGE
 @click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
               default="params.yaml", show_default=True, help="Params the trials override.")
-@click.option("--run", "run_now", is_flag=True,
-              help="Run each trial now (dvc exp run --temp) instead of queueing it.")
-@click.option("--dry-run", is_flag=True, help="Print the dvc commands without running them.")
-def search_queue(spec_path: Path, params_path: Path, run_now: bool, dry_run: bool) -> None:
-    """Sample SPEC's trials and queue each as `dvc exp run --queue TARGET -S ...`.
+def search_run(spec_path: Path, workers: int | None, storage: str | None,
+               params_path: Path) -> None:
+    """Run SPEC's study: each trial is `dvc exp run --temp TARGET -n NAME-NNN -S ...`.
 
-    Every trial is validated against the params schema first, so nothing is queued if any is
-    invalid. Then `dvc queue start` runs them (`dvc queue status` follows), and
-    `cvpipe search show SPEC` ranks the results. Example file: experiments/search.yaml.
+    The space, the pruner and the storage are checked before anything runs (exit 2 naming the
+    key or URL). Trials stop at TARGET (a training stage), so the test split is scored only
+    after `dvc exp apply BEST && dvc repro`. Run the same command on another machine with the
+    same storage (a database URL) and git/DVC remotes to add workers; set `push: REMOTE` in the
+    file so each machine pushes its experiments.
     """
-    import shlex
-
     from pipeline.config import ParamsError
-    from pipeline.tools.search import TrialFailed, submit, trials
-    from stages.common import exit_listing, fail
+    from pipeline.search import table
+    from pipeline.search.runner import Runner, check
+    from pipeline.search.study import shown, storage_url
+    from stages.common import exit_listing
 
     spec = _load_search(spec_path)
+    _quiet_optuna()
+    url = storage_url(spec, Path.cwd(), storage)
     try:
-        sets = trials(spec, params_path)
+        check(spec, params_path, url)
     except ParamsError as exc:
-        exit_listing("a trial is not valid params:", exc.lines)
-    try:
-        submit(spec, sets, queue=not run_now, dry_run=dry_run,
-               announce=lambda command: click.echo(shlex.join(command)))
-    except TrialFailed as exc:
-        fail(str(exc))
-    if not dry_run and not run_now:
-        click.echo(f"queued {len(sets)} experiments: run them with `dvc queue start`, then "
-                   f"`cvpipe search show {spec_path}`")
+        exit_listing(f"invalid search file {spec_path}:", exc.lines)
+    count = workers or spec.workers
+    click.echo(f"search {spec.name}: {spec.sampler} sampler, {spec.budget()} trials, "
+               f"{count} worker(s), storage {shown(url)}")
+    runner = Runner(spec, Path.cwd(), url, announce=lambda line: click.echo(line))
+    runner.run(count)
+    ranked = table.rows(spec, runner.study())
+    click.echo(table.markdown(spec, ranked))
+    _say_best(ranked)
+
+
+def _say_best(ranked) -> None:
+    from pipeline.search.table import best
+
+    top = best(ranked)
+    if top is not None:
+        click.echo(f"Best on val: {top['name']}. Evaluate it on test once: "
+                   f"dvc exp apply {top['name']} && dvc repro")
 
 
 @search.command("show")
-@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, exists=True,
-                                                             path_type=Path))
-def search_show(spec_path: Path) -> None:
-    """Rank SPEC's experiments by its validation metric, best first (Markdown table)."""
-    from pipeline.tools.search import experiments, ranked, table_markdown
-    from stages.common import fail
+@_SPEC
+@_STORAGE
+def search_show(spec_path: Path, storage: str | None) -> None:
+    """Rank SPEC's trials by its validation metric, best first (Markdown table).
+
+    Reads the study's storage; for a search that was only queued (`search queue`), reads
+    `dvc exp show` instead.
+    """
+    from pipeline.io.errors import InputError
+    from pipeline.search import table
+    from pipeline.search.study import open_storage, open_study, storage_url
 
     spec = _load_search(spec_path)
+    _quiet_optuna()
+    url = storage_url(spec, Path.cwd(), storage)
+    if url.startswith("journal:") and not Path(url.removeprefix("journal:")).exists():
+        _show_queued(spec)
+        return
+    ranked = table.rows(spec, open_study(spec, open_storage(url)))
+    if not ranked:
+        raise InputError(f"study {spec.name} has no trials yet: `cvpipe search run {spec_path}`")
+    click.echo(table.markdown(spec, ranked))
+    _say_best(ranked)
+
+
+def _show_queued(spec) -> None:
+    from pipeline.search.experiments import experiments
+    from stages.common import fail
+
     try:
-        rows = ranked(spec, experiments(Path.cwd()))
+        found = [r for r in experiments(Path.cwd()) if str(r["name"]).startswith(f"{spec.name}-")]
     except RuntimeError as exc:  # dvc exp show failed: not a DVC repository, most often
         fail(str(exc), 2)
-    if not rows:
+    if not found:
         click.echo(f"no experiments named {spec.name}-* yet", err=True)
         sys.exit(1)
-    click.echo(table_markdown(spec, rows))
-    best = rows[0]["name"]
-    click.echo(f"Best on val: {best}. Evaluate it on test once: "
-               f"dvc exp apply {best} && dvc repro")
+    ranked = [{"name": r["name"], "state": str(r["status"]).lower(), "pruned_epoch": None,
+               "value": r["metrics"].get(spec.metric), "params": r["params"]} for r in found]
+    sign = -1.0 if spec.mode == "max" else 1.0
+    ranked.sort(key=lambda r: (not isinstance(r["value"], int | float),
+                               sign * r["value"] if isinstance(r["value"], int | float) else 0))
+    for row in ranked:
+        if isinstance(row["value"], int | float):
+            row["state"] = "complete"
+    from pipeline.search import table
+
+    click.echo(table.markdown(spec, ranked))
+    _say_best(ranked)
+
+
+@search.command("queue")
+@_SPEC
+@click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="params.yaml", show_default=True, help="Params the trials override.")
+@click.option("--dry-run", is_flag=True, help="Print the dvc commands without queueing them.")
+def search_queue(spec_path: Path, params_path: Path, dry_run: bool) -> None:
+    """Draw all of SPEC's trials now and queue each as `dvc exp run --queue TARGET -S ...`.
+
+    The sampler has no results to learn from here, so this suits random and grid search;
+    `cvpipe search run` is the adaptive path. Every trial is checked against the params schema
+    first. Then `dvc queue start` runs them and `cvpipe search show SPEC` ranks them.
+    """
+    import shlex
+    import subprocess
+
+    from pipeline.config import ParamsError
+    from pipeline.search.experiments import DVC, set_args
+    from pipeline.search.runner import experiment_name, sample_up_front
+    from pipeline.search.space import check_space
+    from stages.common import exit_listing, fail
+
+    spec = _load_search(spec_path)
+    _quiet_optuna()
+    try:
+        check_space(spec, params_path)
+    except ParamsError as exc:
+        exit_listing(f"invalid search file {spec_path}:", exc.lines)
+    sets = sample_up_front(spec)
+    for number, overrides in enumerate(sets):
+        command = [*DVC, "exp", "run", "--queue", spec.target, "-n",
+                   experiment_name(spec, number), *set_args(overrides)]
+        click.echo(shlex.join(["dvc", *command[3:]]))
+        if not dry_run and subprocess.run(command).returncode != 0:
+            fail(f"queueing trial {number + 1} failed")
+    if not dry_run:
+        click.echo(f"queued {len(sets)} experiments: run them with `dvc queue start`, then "
+                   f"`cvpipe search show {spec_path}`")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`cvpipe compare` on real commits of a real git + DVC repository, and the search file."""
+"""`cvpipe compare` on real commits of a real git + DVC repository."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
-from pipeline.config import ParamsError
 from pipeline.tools.compare import Threshold
-from pipeline.tools.search import Distribution, load_spec, set_args, trials
 from tests.conftest import ROOT, run
 
 CLI = [sys.executable, "-m", "stages.cli"]
@@ -76,54 +73,6 @@ def test_threshold_parsing() -> None:
     for text in ("rank1", ":0.1", "rank1:-1", "rank1:x"):
         with pytest.raises(ValueError):
             Threshold.parse(text)
-
-
-def test_log_uniform_samples_spread_over_the_decades() -> None:
-    rng = np.random.default_rng(0)
-    dist = Distribution(log_uniform=(1e-5, 1e-1))
-    exponents = np.log10([dist.sample(rng) for _ in range(2000)])
-    assert exponents.min() >= -5 and exponents.max() <= -1
-    # Uniform in the exponent: each decade gets about a quarter of the samples.
-    counts = np.histogram(exponents, bins=4, range=(-5, -1))[0]
-    assert counts.min() > 400
-    assert Distribution(randint=(2, 4)).sample(rng) in (2, 3, 4)
-    assert Distribution(choice=["adam", "sgd"]).sample(rng) in ("adam", "sgd")
-
-
-def spec_file(tmp_path: Path, **space: dict) -> Path:
-    path = tmp_path / "search.yaml"
-    path.write_text(yaml.safe_dump({"name": "s", "trials": 3, "space": space}))
-    return path
-
-
-def test_search_trials_are_reproducible_and_validated(tmp_path: Path) -> None:
-    spec = load_spec(spec_file(tmp_path, **{"train.lr": {"log_uniform": [0.001, 0.1]},
-                                            "train.batch_size": {"choice": [32, 64]}}))
-    first = trials(spec, ROOT / "params.yaml")
-    assert first == trials(spec, ROOT / "params.yaml") and len(first) == 3
-    assert all(0.001 <= t["train.lr"] <= 0.1 for t in first)
-    assert set_args({"train.lr": 0.01, "train.model": "lenet"}) == [
-        "-S", "train.lr=0.01", "-S", "train.model=lenet"]
-    bad = load_spec(spec_file(tmp_path, **{"train.lr": {"uniform": [-1, -0.5]}}))
-    with pytest.raises(ParamsError, match=r"trial 1: train\.lr"):
-        trials(bad, ROOT / "params.yaml")
-    with pytest.raises(ParamsError, match="exactly one of"):
-        load_spec(spec_file(tmp_path, **{"train.lr": {"uniform": [0, 1], "randint": [0, 1]}}))
-    path = tmp_path / "test.yaml"
-    path.write_text(yaml.safe_dump({"name": "t", "target": "evaluate@train",
-                                    "space": {"train.lr": {"uniform": [0.1, 0.2]}}}))
-    with pytest.raises(ParamsError, match="scores the test split"):
-        load_spec(path)
-
-
-def test_search_queue_dry_run_prints_the_dvc_commands(tmp_path: Path) -> None:
-    done = run([*CLI, "search", "queue", str(ROOT / "experiments" / "search.yaml"),
-                "--dry-run"], ROOT)
-    lines = done.stdout.strip().splitlines()
-    assert len(lines) == yaml.safe_load((ROOT / "experiments" / "search.yaml").read_text())[
-        "trials"]
-    assert all(line.startswith("dvc exp run --queue train -n lr-search-") for line in lines)
-    assert "-S train.lr=" in lines[0]
 
 
 def test_ci_workflow_gates_on_a_metric_the_pipeline_writes() -> None:

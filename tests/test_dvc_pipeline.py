@@ -259,7 +259,7 @@ def wait_for_queue(repo: Path, timeout: float = 600) -> None:
 
 
 def test_queued_sweep_then_show_and_diff(repo: Path) -> None:
-    from pipeline.tools.search import experiments
+    from pipeline.search.experiments import experiments
 
     before = {row["name"] for row in experiments(repo)}
     run([*DVC, "exp", "run", "--queue", "train", "-S", "train.lr=0.1,0.01",
@@ -299,7 +299,7 @@ def test_random_search_runs_and_ranks_on_validation(repo: Path, tmp_path: Path) 
         assert scores[0] >= scores[1]  # best first
         assert "dvc exp apply rs-0" in table
         # Trials stop at train: the test split's score is still the baseline's in every one.
-        from pipeline.tools.search import experiments
+        from pipeline.search.experiments import experiments
 
         baseline = json.loads((repo / "results/evaluate/train/metrics.json").read_text())
         key = "results/evaluate/train/metrics.json:rank1"

@@ -17,7 +17,7 @@ from PIL import Image
 
 from pipeline.detect.drawing import crop_grid, save_image
 from pipeline.io.errors import InputError
-from pipeline.tools.search import experiments
+from pipeline.search.experiments import experiments
 
 
 def _order(value: object) -> tuple[int, float, str]:

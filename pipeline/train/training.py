@@ -21,6 +21,7 @@ from pipeline.train.lifecycle import TrainingRun
 from pipeline.train.loader import HDF5Loader, eval_data, fit_data
 from pipeline.train.preprocess import Preprocessor, save_spec
 from pipeline.train.schedules import make_optimizer
+from pipeline.train.trial_report import trial_callbacks
 
 
 def preprocessor_for(params: TrainParams, hdf5_dir: Path) -> Preprocessor:
@@ -95,7 +96,8 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
             validation_data=eval_data(val_data) if val_data else None,
             initial_epoch=initial_epoch, shuffle=False, verbose=0, class_weight=weights,
             callbacks=run.callbacks(tp.checkpoint_monitor, has_val=val_data is not None,
-                                    es=tp.early_stopping, images=len(train_split)),
+                                    es=tp.early_stopping, images=len(train_split),
+                                    extra=trial_callbacks(tp.trial)),
         )
     save(run, model, model_dir, preprocessor, train_split, params)
     run.keep_best(model_dir / "best.keras")
