@@ -495,6 +495,32 @@ def _show_queued(spec) -> None:
     _say_best(ranked)
 
 
+@search.command("report")
+@_SPEC
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write (default: experiments/NAME/).")
+@_STORAGE
+def search_report(spec_path: Path, out: Path | None, storage: str | None) -> None:
+    """Write SPEC's results to a folder (default experiments/NAME/): the ranked table
+    (ranked.md), Optuna's parameter importances (importances.json/.png, fANOVA seeded with the
+    file's seed), the optimisation history (history.json/.png) and a parallel-coordinate plot
+    (parallel.png), with a dvc.yaml that declares them as plots, so `dvc plots show` draws them.
+
+    Importances need two completed trials that differ; otherwise importances.json says why.
+    The table names the best trial's experiment: evaluate it on the test split once with
+    `dvc exp apply NAME && dvc repro`.
+    """
+    from pipeline.search.report import write_report
+    from pipeline.search.study import open_storage, open_study, storage_url
+
+    spec = _load_search(spec_path)
+    _quiet_optuna()
+    study = open_study(spec, open_storage(storage_url(spec, Path.cwd(), storage)))
+    written = write_report(spec, study, out or Path("experiments") / spec.name)
+    for name, path in written.items():
+        click.echo(f"{name}: {path}")
+
+
 @search.command("queue")
 @_SPEC
 @click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -532,6 +558,57 @@ def search_queue(spec_path: Path, params_path: Path, dry_run: bool) -> None:
     if not dry_run:
         click.echo(f"queued {len(sets)} experiments: run them with `dvc queue start`, then "
                    f"`cvpipe search show {spec_path}`")
+
+
+@main.command("ablate")
+@click.argument("knobs", nargs=-1, metavar="[KNOB]...")
+@click.option("--target", default="train", show_default=True,
+              help="Training stage the experiments run up to (never evaluate).")
+@click.option("--metric", default=None, metavar="FILE:KEY",
+              help="Validation metric (default: the target's, e.g. "
+                   "results/train/metrics.json:val.accuracy).")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs of the baseline and of each knob; repeat R sets base.seed to the "
+                   "current seed + R.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Experiments at a time on this machine.")
+@click.option("--prefix", default="ablate", show_default=True,
+              help="Experiments are named PREFIX-KNOB-R; none of them may exist yet.")
+@click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="params.yaml", show_default=True, help="The params the knobs turn off.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default="results/ablate", show_default=True,
+              help="Folder for PREFIX.md (the table) and PREFIX.json.")
+def ablate(knobs: tuple[str, ...], target: str, metric: str | None, repeats: int, workers: int,
+           prefix: str, params_path: Path, out: Path) -> None:
+    """Turn off one knob at a time, each run a DVC experiment, to see what is working.
+
+    KNOB is a preset or NAME=KEY=VALUE[,KEY=VALUE...] (values as YAML); none given: every
+    preset of TARGET. Presets: train and detect_train: augmentation, dropout, batch_norm, l2,
+    mean_subtraction; finetune: pretrained_weights, augmentation, dropout; extract_features
+    and train_logreg: pretrained_weights. A knob already off in the params is listed, not run.
+    Every override is checked against the params schema before anything runs (exit 2 naming
+    the key). The baseline and each knob run as `dvc exp run --temp TARGET -n PREFIX-KNOB-R`;
+    the table gives each knob's mean change of the validation metric against the baseline run
+    with the same seed, and its standard error over the repeats.
+
+    \b
+    cvpipe ablate --repeats 3 --workers 2
+    cvpipe ablate dropout l2 lr=train.lr=0.01 --prefix abl2
+    """
+    from pipeline.search import ablation
+
+    summary = ablation.ablate(Path.cwd(), knobs, target=target, metric=metric,
+                              repeats=repeats, workers=workers, prefix=prefix,
+                              params_file=params_path, out=out,
+                              announce=lambda line: click.echo(line))
+    click.echo(ablation.markdown(summary))
+    click.echo(f"ablate: {out / f'{prefix}.md'} and {out / f'{prefix}.json'}")
+    failed = [k["name"] for k in summary["knobs"] if k["state"] == "failed"]
+    if failed or summary["baseline"]["mean"] is None:
+        click.echo(f"error: runs failed ({', '.join(failed) or 'baseline'}); logs in "
+                   f".cvpipe/ablate/{prefix}/", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

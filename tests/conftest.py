@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.postgres_server import postgres_url  # noqa: F401  (a session's real server)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 #: The most numbers one DVC metrics file may hold: headline numbers only, so that
@@ -143,3 +145,4 @@ def copy_project(dest: Path) -> Path:
     run([sys.executable, "-m", "dvc", "init", "-q"], dest)
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], dest)
     return dest
+

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,9 +16,7 @@ from pipeline.config import ParamsError
 from pipeline.io.errors import InputError
 from pipeline.search import ablation
 from pipeline.search.ablation import Knob, Plan, Run, knobs_for, paired, parse_knob
-from pipeline.search.experiments import experiments
-from tests.conftest import ROOT, run, venv_env
-from tests.search_repo import search_repo
+from tests.conftest import ROOT
 
 
 def shipped(**train: object) -> dict:
@@ -180,42 +176,3 @@ def test_write_is_one_atomic_set(tmp_path: Path) -> None:
     assert md.read_text() == ablation.markdown(summary)
     assert json.loads(js.read_text())["knobs"][0]["state"] == "already off"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ab.json", "ab.md"]
-
-
-@pytest.mark.slow
-def test_a_real_ablation_of_two_knobs_over_two_seeds(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in ("PATH", "TF_CPP_MIN_LOG_LEVEL"):
-        monkeypatch.setenv(key, venv_env()[key])
-    monkeypatch.delenv("DVC_ROOT", raising=False)
-    # ShallowNet's own dropout and L2 are 0: set both on, so turning them off changes the model.
-    root = search_repo(tmp_path, arch={"width": 0.5, "dropout": 0.5, "l2": 0.01})
-    before = (root / "params.yaml").read_bytes()
-    lines: list[str] = []
-    start = time.monotonic()
-    summary = ablation.ablate(root, ["dropout", "l2"], repeats=2, workers=2, prefix="abl",
-                              announce=lines.append)
-    seconds = time.monotonic() - start
-    print(f"ablation of 6 experiments on 2 workers: {seconds:.1f} s", *lines, sep="\n")
-    names = {f"abl-{k}-{r}" for k in ("baseline", "dropout", "l2") for r in (0, 1)}
-    shown = {r["name"]: r for r in experiments(root)}
-    assert names <= set(shown), (sorted(shown), lines)
-    assert shown["abl-dropout-1"]["params"]["train.arch.dropout"] == 0.0
-    assert shown["abl-dropout-1"]["params"]["base.seed"] == 43
-    assert shown["abl-l2-0"]["params"]["train.arch.l2"] == 0.0
-    assert summary["baseline"]["values"] == [
-        pytest.approx(shown[f"abl-baseline-{r}"]["metrics"][summary["metric"]]) for r in (0, 1)]
-    table = (root / "results/ablate/abl.md").read_text()
-    assert table == ablation.markdown(summary)
-    for knob in summary["knobs"]:
-        assert knob["state"] == "done" and knob["n"] == 2, (knob, lines)
-        assert isinstance(knob["change"], float) and isinstance(knob["se"], float)
-        row = next(line for line in table.splitlines() if line.startswith(f"| {knob['name']} |"))
-        assert f"{knob['change']:+.4f} | {knob['se']:.4f} |" in row
-    assert json.loads((root / "results/ablate/abl.json").read_text()) == summary
-    assert (root / "params.yaml").read_bytes() == before
-    assert run(["git", "status", "--porcelain", "params.yaml"], root).stdout == ""
-    # The same names again: refused before anything runs.
-    with pytest.raises(InputError, match="exists already"):
-        ablation.plan(root, ["dropout", "l2"], repeats=2, prefix="abl")
-    assert os.listdir(root / ".cvpipe/ablate/abl")

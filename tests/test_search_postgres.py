@@ -19,7 +19,6 @@ from pipeline.search.runner import experiment_name
 from pipeline.search.space import SearchSpec, load_spec
 from pipeline.search.study import open_study
 from tests.conftest import venv_env
-from tests.postgres_server import postgres_url  # noqa: F401  (the session's server)
 
 SPACE = {"train.lr": {"float": [1e-4, 1e-1], "log": True}, "train.batch_size": {"categorical": [16, 32]}}
 
@@ -63,7 +62,7 @@ def write_spec(folder: Path, name: str, trials: int) -> Path:
 
 
 def test_two_processes_share_a_study_without_running_a_trial_twice(tmp_path: Path,
-                                                                   postgres_url: str) -> None:  # noqa: F811
+                                                                   postgres_url: str) -> None:
     spec_path = write_spec(tmp_path, "pg-race", trials=8)
     spec = load_spec(spec_path)
     script = tmp_path / "worker.py"
@@ -100,7 +99,7 @@ def test_two_processes_share_a_study_without_running_a_trial_twice(tmp_path: Pat
                for t in trials if t.user_attrs.get("over_budget"))
 
 
-def test_a_wrong_password_names_the_url_masked(postgres_url: str) -> None:  # noqa: F811
+def test_a_wrong_password_names_the_url_masked(postgres_url: str) -> None:
     password = postgres_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     wrong = postgres_url.replace(f":{password}@", ":not-the-password@")
     with pytest.raises(InputError) as caught:
@@ -112,7 +111,7 @@ def test_a_wrong_password_names_the_url_masked(postgres_url: str) -> None:  # no
 
 
 def test_search_show_ranks_the_trials_stored_in_postgres(tmp_path: Path,
-                                                         postgres_url: str) -> None:  # noqa: F811
+                                                         postgres_url: str) -> None:
     spec_path = write_spec(tmp_path, "pg-show", trials=3)
     spec = SearchSpec.model_validate(yaml.safe_load(spec_path.read_text()))
     study = open_study(spec, open_storage(postgres_url))

@@ -34,7 +34,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             backend = optuna.storages.journal.JournalFileBackend(str(path))
             return optuna.storages.JournalStorage(backend)
         engine = {"connect_args": {"connect_timeout": 5}} if url.startswith("postgresql") else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine)
+        # SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3; the shipped driver is psycopg2.
+        driver_url = ("postgresql+psycopg2://" + url.removeprefix("postgresql://")
+                      if url.startswith("postgresql://") else url)
+        return optuna.storages.RDBStorage(driver_url, engine_kwargs=engine)
     except Exception as exc:  # the drivers raise their own types; the cause is in the text
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"storage {shown(url)}: cannot be opened: {reason}") from None

@@ -107,7 +107,9 @@ class Runner:
     def command(self, name: str, overrides: dict[str, Any]) -> list[str]:
         key = trial_key(self.spec)
         named = {**overrides, key: name} if key else overrides
-        return [*DVC, "exp", "run", "--temp", self.spec.target, "-n", name, *set_args(named)]
+        # Runs starting together contend for DVC's repository lock: wait for it, don't fail.
+        return [*DVC, "--wait-for-lock", "exp", "run", "--temp", self.spec.target, "-n", name,
+                *set_args(named)]
 
     def run_one(self, study: optuna.Study) -> Outcome | None:
         """Ask, run, tell one trial; None when the study has its trials."""
