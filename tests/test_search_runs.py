@@ -65,6 +65,9 @@ def test_two_worker_processes_share_one_study(repo: Path) -> None:
     best = max(trials, key=lambda t: t.value).user_attrs["experiment"]
     assert table.splitlines()[2].startswith(f"| 1 | {best} | complete |")
     assert f"dvc exp apply {best} && dvc repro" in table
+    report = run([*CLI, "search", "report", str(spec)], repo).stdout
+    assert "parallel.png" in report and (repo / "experiments/two/history.png").stat().st_size
+    assert best in (repo / "experiments/two/ranked.md").read_text()
     # The chosen trial reproduces: applied and reproduced, train gives the trial's value again.
     # (This repository ran only up to train, so apply reports the other stages' outputs as
     # missing.)
