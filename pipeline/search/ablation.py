@@ -31,7 +31,7 @@ import yaml
 from pipeline.config import ParamsError, validate
 from pipeline.io.atomic import atomic_paths
 from pipeline.io.errors import InputError
-from pipeline.search.experiments import DVC, experiment_metric, experiment_ref, set_args
+from pipeline.search.experiments import DVC, experiment_metric, experiment_ref, metric_parts, set_args
 from pipeline.search.space import check_overrides
 
 SEED_KEY = "base.seed"
@@ -215,13 +215,6 @@ class Plan:
     knobs: list[Knob]
     runs: list[Run]
 
-    @property
-    def metric_file(self) -> str:
-        return self.metric.split(":", 1)[0]
-
-    @property
-    def metric_key(self) -> str:
-        return self.metric.split(":", 1)[1]
 
 
 def experiment_name(prefix: str, knob: str, repeat: int) -> str:
@@ -306,7 +299,7 @@ def run_all(plan_: Plan, root: Path, workers: int = 1,
             done = subprocess.run(command(plan_, run), cwd=root, stdout=out,
                                   stderr=subprocess.STDOUT, env=dict(os.environ))
         if done.returncode == 0:
-            run.value = experiment_metric(root, run.name, plan_.metric_file, plan_.metric_key)
+            run.value = experiment_metric(root, run.name, *metric_parts(plan_.metric))
             if run.value is None:
                 run.error = f"no {plan_.metric} in the experiment"
         else:
@@ -316,7 +309,7 @@ def run_all(plan_: Plan, root: Path, workers: int = 1,
                 tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
                 announce(f"{run.name}: failed ({run.error}; log {log}): " + " | ".join(tail))
             else:
-                announce(f"{run.name}: {plan_.metric_key} {run.value:.4f} "
+                announce(f"{run.name}: {metric_parts(plan_.metric)[1]} {run.value:.4f} "
                          f"({time.monotonic() - start:.0f} s)")
         return run
 

@@ -57,6 +57,12 @@ def experiments(repo: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def metric_parts(metric: str) -> tuple[str, str]:
+    """``FILE:KEY`` -> ``(FILE, KEY)``."""
+    file, key = metric.split(":", 1)
+    return file, key
+
+
 def experiment_ref(repo: Path, name: str) -> str | None:
     """The newest git ref of experiment ``name`` (``refs/exps/<baseline>/<name>``), if any."""
     listed = subprocess.run(

@@ -20,6 +20,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.config import ParamsError, validate
+from pipeline.search.experiments import metric_parts
 
 SAMPLERS = ("random", "tpe", "cmaes", "grid")
 
@@ -187,11 +188,11 @@ class SearchSpec(BaseModel):
 
     @property
     def metric_file(self) -> str:
-        return self.metric.split(":", 1)[0]
+        return metric_parts(self.metric)[0]
 
     @property
     def metric_key(self) -> str:
-        return self.metric.split(":", 1)[1]
+        return metric_parts(self.metric)[1]
 
     @property
     def monitor_key(self) -> str:
