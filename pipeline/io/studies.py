@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import optuna
+from typing import TYPE_CHECKING
 
 from pipeline.io.errors import InputError
+
+if TYPE_CHECKING:
+    import optuna
 
 #: The environment variable that tells a training run which trial it is and where the study is.
 TRIAL_ENV = "CVPIPE_SEARCH"
@@ -27,6 +29,8 @@ def shown(url: str) -> str:
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """The Optuna storage at ``url``; :class:`InputError` naming it when it cannot be opened or
     reached (a database is connected to here, before any trial is queued)."""
+    import optuna  # here, so that a training run outside a search never imports it
+
     try:
         if url.startswith("journal:"):
             path = Path(url.removeprefix("journal:"))
