@@ -390,9 +390,13 @@ def _load_search(spec_path: Path):
 
 
 def _quiet_optuna() -> None:
+    """Optuna's INFO lines and its warnings about experimental options (multivariate TPE)."""
+    import warnings
+
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 @search.command("run")
