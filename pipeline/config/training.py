@@ -137,8 +137,9 @@ class TrainParams(Section):
     augment: AugmentParams = AugmentParams(rotation=0.03, shift=0.1)
     loader: LoaderParams = LoaderParams()
     trial: str = Field(
-        "", pattern=r"^([A-Za-z0-9_-]+-[0-9]+)?$", description="Search trial this run reports each epoch's validation metric to (set by "
-        "`cvpipe search run`; empty: none)."
+        "", pattern=r"^([A-Za-z0-9_-]+-[0-9]+)?$",
+        description="Search trial this run reports each epoch's validation metric to (set by "
+        "`cvpipe search run`; empty: none).",
     )
 
 
