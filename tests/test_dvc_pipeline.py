@@ -9,7 +9,6 @@ import hashlib
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -217,21 +216,6 @@ def test_checkout_of_older_commit_restores_its_model(repo: Path) -> None:
     assert digests(repo) == second
 
 
-def test_exp_run_with_set_param(repo: Path) -> None:
-    # Up to train only: the stages after it are covered by the repro above, and cost a minute.
-    run([*DVC, "exp", "run", "train", "-S", "train.epochs=1"], repo)
-    try:
-        params = yaml.safe_load((repo / "params.yaml").read_text())
-        assert params["train"]["epochs"] == 1
-        shown = json.loads(run([*DVC, "exp", "show", "--json"], repo).stdout)
-        assert "train.epochs" in json.dumps(shown) or '"epochs": 1' in json.dumps(shown)
-        assert json.loads((repo / "results/train/metrics.json").read_text())["step"] == 0
-    finally:
-        run(["git", "checkout", "--", "."], repo)
-        run([*DVC, "checkout", "--force"], repo)
-        run([*DVC, "exp", "remove", "--all-commits"], repo, check=False)
-
-
 def test_data_add_tracks_a_folder_with_dvc(repo: Path, tmp_path: Path) -> None:
     folder = tmp_path / "mine"
     write_digits(folder)
@@ -247,36 +231,3 @@ def test_data_add_tracks_a_folder_with_dvc(repo: Path, tmp_path: Path) -> None:
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
-def wait_for_queue(repo: Path, timeout: float = 600) -> None:
-    """Until `dvc queue status` lists nothing queued or running."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = run([*DVC, "queue", "status"], repo).stdout
-        if not any(word in status for word in ("Queued", "Running")):
-            return
-        time.sleep(3)
-    raise AssertionError(f"queue still busy after {timeout} s:\n{status}")
-
-
-def test_queued_sweep_then_show_and_diff(repo: Path) -> None:
-    from pipeline.search.experiments import experiments
-
-    before = {row["name"] for row in experiments(repo)}
-    run([*DVC, "exp", "run", "--queue", "train", "-S", "train.lr=0.1,0.01",
-         "-S", "train.schedule.kind=constant"], repo)  # a cosine rate ends at 0 for both
-    try:
-        run([*DVC, "queue", "start"], repo)
-        wait_for_queue(repo)
-        rows = [row for row in experiments(repo) if row["name"] not in before]
-        assert sorted(r["params"]["train.lr"] for r in rows) == [0.01, 0.1]
-        assert all(r["status"] == "Success" for r in rows), rows
-        assert all("results/train/metrics.json:val.accuracy" in r["metrics"] for r in rows)
-        names = [r["name"] for r in rows]
-        diff = json.loads(run([*DVC, "exp", "diff", *names, "--json"], repo).stdout)
-        assert "train.lr" in diff["params"]["params.yaml"]
-        assert "learning_rate" in diff["metrics"]["results/train/metrics.json"]
-        # The workspace is untouched: queued experiments run in their own directories.
-        assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["lr"] == 0.05
-    finally:
-        run([*DVC, "exp", "remove", "--all-commits"], repo, check=False)
-        run([*DVC, "queue", "remove", "--all"], repo, check=False)

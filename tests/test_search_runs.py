@@ -58,6 +58,8 @@ def test_two_worker_processes_share_one_study(repo: Path) -> None:
         assert row["params"]["train.trial"] == trial.user_attrs["experiment"]
         assert row["metrics"]["results/train/metrics.json:val.accuracy"] == pytest.approx(
             trial.value)
+    diff = json.loads(run([*DVC, "exp", "diff", *names, "--json"], repo).stdout)
+    assert "train.lr" in diff["params"]["params.yaml"]
     # The workspace is untouched and the test split was never scored by a trial.
     assert yaml.safe_load((repo / "params.yaml").read_text())["train"]["trial"] == ""
     assert not (repo / "results/evaluate").exists()
