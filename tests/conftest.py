@@ -146,3 +146,15 @@ def copy_project(dest: Path) -> Path:
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], dest)
     return dest
 
+
+
+#: The files that take longest (each runs on one xdist worker, `--dist loadfile`): collected
+#: first, so the workers start on them and finish together instead of one idling at the end.
+LONGEST_FIRST = ("test_dvc_pipeline.py", "test_outside_data.py", "test_image_size_changes.py",
+                 "test_search_runs.py", "test_training.py", "test_transfer.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first; within a file, the order it was written in."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
