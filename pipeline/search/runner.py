@@ -47,25 +47,11 @@ def trial_key(spec: SearchSpec) -> str | None:
 
 
 def trial_env(spec: SearchSpec, url: str) -> dict[str, str]:
-    """What the training callback needs to find the trial and its pruner."""
+    """What the training callback needs to find the trial and build its pruner."""
     config: dict[str, Any] = {"storage": url, "study": spec.name, "monitor": spec.monitor_key}
     if spec.pruner is not None:
-        pruner = spec.pruner.build()
-        config["pruner"] = type(pruner).__name__
-        config["pruner_args"] = _pruner_args(spec)
+        config["pruner"], config["pruner_args"] = spec.pruner.optuna_args()
     return {ENV: json.dumps(config)}
-
-
-def _pruner_args(spec: SearchSpec) -> dict[str, Any]:
-    p = spec.pruner
-    assert p is not None
-    if p.kind == "median":
-        return {"n_startup_trials": p.startup_trials, "n_warmup_steps": p.warmup_epochs}
-    if p.kind == "hyperband":
-        return {"min_resource": p.min_resource, "reduction_factor": p.reduction_factor}
-    if p.kind == "threshold":
-        return {"lower": p.lower, "upper": p.upper}
-    return {}
 
 
 def check(spec: SearchSpec, params_file: Path, url: str) -> optuna.storages.BaseStorage:

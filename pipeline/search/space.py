@@ -127,18 +127,23 @@ class PrunerSpec(BaseModel):
             raise ValueError("the threshold pruner needs lower or upper")
         return self
 
-    def build(self, max_epochs: int | None = None) -> optuna.pruners.BasePruner:
-        """The Optuna pruner (``max_epochs`` bounds Hyperband's resource)."""
+    def optuna_args(self) -> tuple[str, dict[str, Any]]:
+        """The Optuna pruner's class name and keyword arguments (what a trial's training run is
+        told, so that it builds the same pruner)."""
         if self.kind == "median":
-            return optuna.pruners.MedianPruner(n_startup_trials=self.startup_trials,
-                                               n_warmup_steps=self.warmup_epochs)
+            return "MedianPruner", {"n_startup_trials": self.startup_trials,
+                                    "n_warmup_steps": self.warmup_epochs}
         if self.kind == "hyperband":
-            return optuna.pruners.HyperbandPruner(min_resource=self.min_resource,
-                                                  max_resource=max_epochs or "auto",
-                                                  reduction_factor=self.reduction_factor)
+            return "HyperbandPruner", {"min_resource": self.min_resource,
+                                       "reduction_factor": self.reduction_factor}
         if self.kind == "threshold":
-            return optuna.pruners.ThresholdPruner(lower=self.lower, upper=self.upper)
-        return optuna.pruners.NopPruner()
+            return "ThresholdPruner", {"lower": self.lower, "upper": self.upper}
+        return "NopPruner", {}
+
+    def build(self) -> optuna.pruners.BasePruner:
+        """The Optuna pruner (Hyperband's largest resource: the epochs reported, "auto")."""
+        name, args = self.optuna_args()
+        return getattr(optuna.pruners, name)(**args)
 
 
 class SearchSpec(BaseModel):
