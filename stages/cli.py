@@ -178,7 +178,7 @@ def data_mnist(source: Path, out: Path) -> None:
 
 
 @main.command()
-@click.argument("model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("model_dir", type=click.Path(exists=True, path_type=Path))
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-k", "--top-k", default=5, show_default=True, type=click.IntRange(min=1),
               help="How many labels to show per image.")
@@ -192,8 +192,10 @@ def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool
 
     MODEL_DIR is a folder written by the train stage (models/train): model.keras plus
     preprocess.json, so images are decoded, resized and normalised exactly as in training.
-    Unreadable images, and those over --max-pixels, are listed on stderr and skipped (exit 2
-    if none is readable).
+    Or an export (models/export/onnx, or its model.onnx; also litert and saved_model): a
+    folder with export.json, run on its own runtime; an ONNX export runs on onnxruntime
+    without importing TensorFlow or Keras. Unreadable images, and those over --max-pixels, are
+    listed on stderr and skipped (exit 2 if none is readable).
 
     Example: cvpipe predict models/train data/embedded/digits/3 --top-k 3
     """
@@ -214,6 +216,44 @@ def predict(model_dir: Path, images: tuple[Path, ...], top_k: int, as_json: bool
     for result in results:
         shown = "  ".join(f"{label} {p:.3f}" for label, p in result.top)
         click.echo(f"{result.path}\t{shown}")
+
+
+#: ``cvpipe export --format`` choices: ``pipeline.config.export.EXPORT_FORMATS`` (not imported
+#: here, so that ``cvpipe --help`` loads no pydantic). The export stage itself runs as
+#: ``python -m stages.export``.
+EXPORT_FORMATS = ("onnx", "saved_model", "litert")
+
+
+@main.command(name="export")
+@click.argument("model_dir", metavar="MODEL",
+                type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS),
+              help="onnx (onnxruntime), saved_model (TensorFlow Serving) or litert (.tflite).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write, replaced as a whole [default: exports/FORMAT].")
+@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=1e-4,
+              show_default=True, help="Largest |p - p_keras| allowed on the check images.")
+def export(model_dir: Path, fmt: str, out: Path | None, tolerance: float) -> None:
+    """Export MODEL (a folder with model.keras and preprocess.json) as one format.
+
+    The preprocessing is baked into the graph: the export takes uint8 images decoded as in
+    training, any batch size, and returns class probabilities; export.json beside it gives the
+    input, the classes and how to decode an image. The export is run by its own runtime on 64
+    seeded random images against the Keras model: a different top class or a probability
+    further than --tolerance fails (exit 1) and leaves OUT as it was.
+
+    Example: cvpipe export models/train --format onnx && cvpipe predict exports/onnx digit.png
+    """
+    from stages.common import quiet_backend
+
+    quiet_backend()
+    from pipeline.export.parity import export_checked
+
+    out = out or Path("exports") / fmt
+    manifest, parity = export_checked(model_dir, fmt, out, tolerance)
+    click.echo(f"export: {out}: {', '.join(manifest['files'])}, export.json")
+    click.echo(f"export: top class as Keras's on {parity.rank1:.0%} of 64 random images, "
+               f"max |p - p_keras| {parity.max_abs_diff:.2e}")
 
 
 @main.command()

@@ -24,7 +24,7 @@ DVC = [sys.executable, "-m", "dvc"]
 CACHED_OUTPUTS = ("data/ingest", "data/split", "data/hdf5", "models/train", "data/features",
                   "models/logreg", "models/finetune", "models/members", "data/srcnn",
                   "models/dcgan", "models/srcnn", "data/detect", "data/detect_windows",
-                  "models/detect_train", "models/hog_svm", "results/detect")
+                  "models/detect_train", "models/hog_svm", "results/detect", "models/export")
 
 
 def shrink(params: dict, source: Path) -> dict:
@@ -131,6 +131,14 @@ def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
     assert members["models/train"]["rank1"] == pytest.approx(metrics["rank1"])
     assert ensemble["best_member_rank1"] == max(m["rank1"] for m in members.values())
     assert "results/ensemble/metrics.json" in json.dumps(shown)
+    # Shipping: models/train as ONNX, SavedModel and LiteRT, each scored by its own runtime.
+    shipped = json.loads((repo / "results/export/metrics.json").read_text())
+    assert shipped["images"] == metrics["images"]
+    assert shipped["rank1_keras"] == pytest.approx(metrics["rank1"])
+    for fmt in ("onnx", "saved_model", "litert"):
+        assert shipped[fmt]["rank1"] == shipped["rank1_keras"]
+        assert shipped[fmt]["max_abs_diff"] <= 1e-4
+        assert (repo / "models/export" / fmt / "export.json").is_file()
     # Both generative branches: the GAN scored by models/train, SRCNN against bicubic.
     gan = json.loads((repo / "results/gan_score/metrics.json").read_text())
     assert gan["generated"]["images"] == 50 and gan["classes"] == 10

@@ -22,6 +22,7 @@ from pipeline.config.detect import (
     HogSvmParams,
 )
 from pipeline.config.evaluate import EnsembleParams, EvaluateParams
+from pipeline.config.export import ExportParams
 from pipeline.config.generative import (
     DcganParams,
     GanScoreParams,
@@ -54,6 +55,7 @@ class Params(Section):
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     ensemble: EnsembleParams = EnsembleParams()
+    export: ExportParams = ExportParams()
     dcgan: DcganParams = DcganParams()
     gan_score: GanScoreParams = GanScoreParams()
     srcnn_data: SrcnnDataParams = SrcnnDataParams()
