@@ -4,8 +4,9 @@ the LiteRT interpreter (preprocessing in the graph), on the same uint8 batch; pr
 and as ratios against Keras.
 
 The model is a zoo architecture with random weights (the work does not depend on them) at the
-default train stage's knobs (``train.arch``), or a trained model folder with ``--folder``. Each
-runtime keeps its default threads; rounds are interleaved, median of ``--repeats``.
+default train stage's knobs (``train.arch``), or a trained model folder with ``--folder``.
+onnxruntime and LiteRT run on ``--threads`` threads (default: every CPU, as TensorFlow does;
+LiteRT's own default is one); rounds are interleaved, median of ``--repeats``.
 
     python bench/predict.py                                  # LeNet (half width), 28x28x1
     python bench/predict.py --model minivggnet --size 32 --channels 3 --batch 64
@@ -60,6 +61,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--calls", type=int, default=20, help="Batches per timed round.")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="Threads of onnxruntime and LiteRT.")
     args = parser.parse_args()
 
     from pipeline.export import formats, runtimes
@@ -71,7 +74,7 @@ def main() -> None:
         runs = {"keras predict_on_batch": keras_runner(source)}
         for fmt, label in (("onnx", "onnxruntime"), ("litert", "LiteRT")):
             formats.export(source, fmt, tmp / fmt)
-            runs[label] = runtimes.load(tmp / fmt).run
+            runs[label] = runtimes.load(tmp / fmt, args.threads).run
         batch = np.random.default_rng(0).integers(0, 256, (args.batch, *source.image_shape),
                                                   dtype=np.uint8)
         reference = runs["keras predict_on_batch"](batch)
@@ -88,7 +91,7 @@ def main() -> None:
     keras_rate = medians["keras predict_on_batch"]
     what = args.folder or f"{args.model} at {args.size}x{args.size}x{args.channels}"
     print(f"{what}, batch {args.batch}, {args.calls} batches per round, median of "
-          f"{args.repeats} rounds, {os.cpu_count()} CPUs")
+          f"{args.repeats} rounds, {os.cpu_count()} CPUs, {args.threads} threads")
     for label, rate in medians.items():
         runs_text = ", ".join(f"{v:.0f}" for v in rates[label])
         print(f"  {label:<24} {rate:9.0f} img/s  x{rate / keras_rate:5.2f}   (rounds: {runs_text})")

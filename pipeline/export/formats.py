@@ -63,13 +63,13 @@ class Source:
 def load_source(folder: Path, key: str = "export.model") -> Source:
     """The model in ``folder`` (``model.keras`` + ``preprocess.json``, as the train stage
     writes them); :class:`InputError` naming ``key`` and the missing file otherwise."""
-    import keras
-
     folder = Path(folder)
     for name in ("model.keras", "preprocess.json"):
         if not (folder / name).is_file():
             raise InputError(f"{key}: no {folder / name} (the train stage writes model.keras "
                              "and preprocess.json)")
+    import keras
+
     preprocessor, spec = load_spec(folder / "preprocess.json")
     model = keras.models.load_model(folder / "model.keras", compile=False)
     if "size" not in spec or "channels" not in spec:
