@@ -57,7 +57,12 @@ class Source:
         return (*self.spec["size"], self.spec["channels"])
 
     def decode(self) -> dict[str, Any]:
-        return {key: self.spec[key] for key in DECODE_KEYS if key in self.spec}
+        """How to read an image file into the export's input (the hdf5 stage's defaults for
+        what ``preprocess.json`` leaves out)."""
+        from pipeline.config import Hdf5Params
+
+        defaults = Hdf5Params().model_dump()
+        return {key: self.spec.get(key, defaults.get(key)) for key in DECODE_KEYS}
 
 
 def load_source(folder: Path, key: str = "export.model") -> Source:

@@ -78,8 +78,10 @@ def export_and_score(settings: ExportParams, data: Path, out: Path,
     split_path = Path(data) / f"{settings.split}.h5"
     if not split_path.is_file():
         raise InputError(f"export.split: no {split_path} (the hdf5 stage writes it)")
-    source = formats.load_source(Path(settings.model))
     split = Split(split_path)
+    if not len(split):
+        raise InputError(f"export.split: {split_path} holds no images")
+    source = formats.load_source(Path(settings.model))
     reference = runtimes.predict_batches(keras_runner(source), split, settings.batch_size)
     parities = []
     with formats.staged_folder(out) as tmp:
