@@ -240,7 +240,7 @@ def export(model_dir: Path, fmt: str, out: Path | None, tolerance: float) -> Non
     training, any batch size, and returns class probabilities; export.json beside it gives the
     input, the classes and how to decode an image. The export is run by its own runtime on 64
     seeded random images against the Keras model: a different top class or a probability
-    further than --tolerance fails (exit 1) and leaves OUT as it was.
+    further than --tolerance fails (exit 1) and leaves the --out folder as it was.
 
     Example: cvpipe export models/train --format onnx && cvpipe predict exports/onnx digit.png
     """
