@@ -50,6 +50,7 @@ for line in [
     b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
     b"I0000 00:00:1796160800.967782   10339 port.cc:153] oneDNN custom operations are on.\n",
     b"W0000 00:00:1796160800.967782   10339 some.cc:1] chatter\n",
+    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
     b"E0000 00:00:1796160805.365904   10339 node_def_util.cc:682] NodeDef mentions attribute "
     b"use_unbounded_threadpool which is not in the op definition: Op<name=MapDataset>\n",
     b"E0000 00:00:1796160805.365904   10339 meta_optimizer.cc:967] remapper failed: INVALID\n",
@@ -69,7 +70,7 @@ def test_the_filter_drops_known_noise_and_keeps_the_rest_even_on_a_crash(tmp_pat
     assert done.returncode != 0  # aborted
     err = done.stderr.decode()
     assert "absl::InitializeLog" not in err and "oneDNN" not in err and "chatter" not in err
-    assert "use_unbounded_threadpool" not in err and "remapper" not in err
+    assert "use_unbounded_threadpool" not in err and "remapper" not in err and "XNNPACK" not in err
     assert "other.cc:1] a real native error" in err  # an unknown native error is shown
     assert "\rbar:  50%|#####     | 1/2" in err  # a partial line (a bar's frame) passes
     assert err.rstrip().endswith(  # what a crashing process wrote last still arrives

@@ -11,7 +11,8 @@ environment variable turns them off, so :func:`filter_native_log` puts a filter 
 process and its stderr: fd 2 becomes a pipe read by a small child process that copies every
 line to the real stderr except
 
-* absl's "before InitializeLog" warning,
+* absl's "before InitializeLog" warning, and LiteRT's "Created TensorFlow Lite XNNPACK
+  delegate" notice (the export stage's interpreter),
 * native ``I`` (info) and ``W`` (warning) lines (``I0000 00:00:... file.cc:12] ...``),
 * native ``E`` lines that match :data:`KNOWN_NOISE`.
 
@@ -48,6 +49,7 @@ _HEAD = _STAMP + r"[^\]\n]+\] "
 #: The whole pattern of dropped lines, for bytes.
 DROPPED = re.compile(
     (r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+     r"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
      rf"|[IW]{_HEAD}|E{_STAMP}(?:{'|'.join(KNOWN_NOISE)})").encode()
 )
 
