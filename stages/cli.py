@@ -525,16 +525,9 @@ def _show_queued(spec) -> None:
     if not found:
         click.echo(f"no experiments named {spec.name}-* yet", err=True)
         sys.exit(1)
-    ranked = [{"name": r["name"], "state": str(r["status"]).lower(), "pruned_epoch": None,
-               "value": r["metrics"].get(spec.metric), "params": r["params"]} for r in found]
-    sign = -1.0 if spec.mode == "max" else 1.0
-    ranked.sort(key=lambda r: (not isinstance(r["value"], int | float),
-                               sign * r["value"] if isinstance(r["value"], int | float) else 0))
-    for row in ranked:
-        if isinstance(row["value"], int | float):
-            row["state"] = "complete"
     from pipeline.search import table
 
+    ranked = table.experiment_rows(spec, found)
     click.echo(table.markdown(spec, ranked))
     _say_best(ranked)
 

@@ -102,6 +102,21 @@ def test_the_ranked_table_puts_completed_trials_best_first_then_pruned_then_fail
     assert f"`dvc exp apply {names[0]} && dvc repro`" in text
 
 
+def test_queued_experiments_rank_scored_first_best_first_then_by_dvc_state() -> None:
+    """A queued search has no study: its rows come from `dvc exp show`'s records."""
+    from pipeline.search.table import experiment_rows, markdown
+
+    spec = make_spec("q", mode="min")
+    metric = spec.metric
+    found = [{"name": "q-001", "status": "Success", "metrics": {metric: 0.5}, "params": {}},
+             {"name": "q-002", "status": "Queued", "metrics": {}, "params": {"train.lr": 0.01}},
+             {"name": "q-003", "status": "Success", "metrics": {metric: 0.2}, "params": {}}]
+    ranked = experiment_rows(spec, found)
+    assert [(r["name"], r["state"]) for r in ranked] == [
+        ("q-003", "complete"), ("q-001", "complete"), ("q-002", "queued")]
+    assert "| 3 | q-002 | queued |  | 0.01 |" in markdown(spec, ranked)
+
+
 def test_every_file_is_written_and_the_history_tracks_the_best_so_far(
         reports: dict[str, Any]) -> None:
     written, folder = reports["written"], reports["repo"] / "experiments" / "demo"

@@ -38,6 +38,22 @@ def rows(spec: SearchSpec, study: optuna.Study) -> list[dict[str, Any]]:
     return out
 
 
+def experiment_rows(spec: SearchSpec, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for trials known only as DVC experiments (a search that was queued, not run), from
+    ``pipeline.search.experiments.experiments()``: those with the metric first, best first, as
+    complete; the rest in DVC's state (queued, running, failed)."""
+    out = []
+    for r in found:
+        value = r["metrics"].get(spec.metric)
+        scored = isinstance(value, int | float)
+        out.append({"name": r["name"], "state": "complete" if scored else str(r["status"]).lower(),
+                    "pruned_epoch": None, "value": value if scored else None,
+                    "params": r["params"]})
+    sign = -1.0 if spec.mode == "max" else 1.0
+    out.sort(key=lambda r: (r["value"] is None, sign * r["value"] if r["value"] is not None else 0))
+    return out
+
+
 def markdown(spec: SearchSpec, ranked: list[dict[str, Any]]) -> str:
     """Rank, experiment, state, the metric and every searched param."""
     keys = list(spec.space)
