@@ -139,6 +139,27 @@ def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
         assert shipped[fmt]["rank1"] == shipped["rank1_keras"]
         assert shipped[fmt]["max_abs_diff"] <= 1e-4
         assert (repo / "models/export" / fmt / "export.json").is_file()
+    # Grad-CAM over models/train's test mistakes and one correct image per class, as image plots.
+    explained = json.loads((repo / "results/explain/metrics.json").read_text())
+    overlays = sorted((repo / "results/explain/images").glob("*.png"))
+    assert explained["images"] == len(overlays) >= explained["correct_explained"] > 0
+    assert explained["mistakes_explained"] == min(8, explained["mistakes_found"])
+    assert explained["rank1"] == pytest.approx(metrics["rank1"], abs=1e-6)
+    assert (repo / "results/explain/grid.png").stat().st_size > 0
+    assert {"results/explain/images", "results/explain/grid.png"} <= {
+        p if isinstance(p, str) else next(iter(p))
+        for p in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]}
+    # A model card beside every model the training lifecycle saves, naming its data's hash.
+    for folder, data in (("models/train", "data/hdf5/train.h5"),
+                         ("models/finetune", "data/hdf5/train.h5"),
+                         ("models/members/seed-1", "data/hdf5/train.h5"),
+                         ("models/dcgan", "data/hdf5/train.h5"),
+                         ("models/srcnn", "data/srcnn/train.h5"),
+                         ("models/detect_train", "data/detect_windows/train.h5")):
+        card = json.loads((repo / folder / "card.json").read_text())
+        assert card["data"]["path"] == data, folder
+        assert card["data"]["sha256"] == hashlib.sha256((repo / data).read_bytes()).hexdigest()
+        assert (repo / folder / "MODEL_CARD.md").read_text().startswith("# Model card: ")
     # Both generative branches: the GAN scored by models/train, SRCNN against bicubic.
     gan = json.loads((repo / "results/gan_score/metrics.json").read_text())
     assert gan["generated"]["images"] == 50 and gan["classes"] == 10
@@ -175,6 +196,22 @@ def test_second_repro_is_a_no_op(repo: Path) -> None:
     out = run([*DVC, "repro"], repo).stdout
     assert "Data and pipelines are up to date." in out
     assert "Running stage" not in out
+
+
+def test_artifacts_get_returns_the_committed_model(repo: Path, tmp_path: Path) -> None:
+    """dvc.yaml's `artifacts:` make models/train the registry's `cnn`: registered with GTO (a git
+    tag), `dvc artifacts get` gives back the committed folder byte for byte, from the DVC cache
+    (offline: no Studio token, so DVC's own remote path)."""
+    run(["gto", "register", "cnn", "--version", "v1.0.0"], repo)  # the venv's gto, first on PATH
+    try:
+        run([*DVC, "artifacts", "get", ".", "cnn", "-o", str(tmp_path / "cnn")], repo)
+    finally:
+        run(["git", "tag", "-d", "cnn@v1.0.0"], repo)
+    got = {p.relative_to(tmp_path / "cnn"): p.read_bytes()
+           for p in (tmp_path / "cnn").rglob("*") if p.is_file()}
+    committed = {p.relative_to(repo / "models/train"): p.read_bytes()
+                 for p in (repo / "models/train").rglob("*") if p.is_file()}
+    assert got == committed and Path("MODEL_CARD.md") in got
 
 
 def test_changing_one_image_reruns_from_ingest(repo: Path) -> None:

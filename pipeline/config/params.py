@@ -22,6 +22,7 @@ from pipeline.config.detect import (
     HogSvmParams,
 )
 from pipeline.config.evaluate import EnsembleParams, EvaluateParams
+from pipeline.config.explain import ExplainParams
 from pipeline.config.export import ExportParams
 from pipeline.config.generative import (
     DcganParams,
@@ -54,6 +55,7 @@ class Params(Section):
     train_logreg: TrainLogregParams = TrainLogregParams()
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
+    explain: ExplainParams = ExplainParams()
     ensemble: EnsembleParams = EnsembleParams()
     export: ExportParams = ExportParams()
     dcgan: DcganParams = DcganParams()

@@ -1,5 +1,6 @@
-"""Gradients on every Keras backend: of a scalar with respect to an input image, and of losses
-with respect to weights. The only per-backend code of the generative models.
+"""Gradients on every Keras backend: of a scalar with respect to an input image (or any input
+tensor, such as a layer's activations for Grad-CAM), and of losses with respect to weights. The
+only per-backend code of the generative models and of :mod:`pipeline.explain`.
 
 - TensorFlow: ``tf.GradientTape`` (``watch`` on the input), compiled with ``tf.function``
   (traced once per input shape).
@@ -19,8 +20,8 @@ from typing import Any
 import keras
 import numpy as np
 
-#: ``grad(x) -> (value, gradient)`` on float32 numpy arrays.
-InputGrad = Callable[[np.ndarray], tuple[float, np.ndarray]]
+#: ``grad(x, *constants) -> (value, gradient)`` on float32 numpy arrays.
+InputGrad = Callable[..., tuple[float, np.ndarray]]
 
 
 def _unsupported(what: str) -> NotImplementedError:
@@ -28,28 +29,32 @@ def _unsupported(what: str) -> NotImplementedError:
         f"{what} has no code for the {keras.backend.backend()} backend (tensorflow, jax, torch)")
 
 
-def compile_input_grad(fn: Callable[[Any], Any], jit: bool = True) -> InputGrad:
-    """A reusable ``grad(x) -> (fn(x), d fn / d x)`` for a scalar-valued ``fn`` of a tensor.
+def compile_input_grad(fn: Callable[..., Any], jit: bool = True) -> InputGrad:
+    """A reusable ``grad(x, *constants) -> (fn(x, *constants), d fn / d x)`` for a scalar-valued
+    ``fn`` of a tensor.
 
-    ``x`` and the gradient are float32 numpy arrays of one shape; the value is a float. With
-    ``jit`` (the default) the function is traced once per input shape (``tf.function``,
-    ``jax.jit``; torch runs eagerly), so build it once and call it for every step. An input
-    ``fn`` does not depend on gets a zero gradient.
+    ``x`` and the gradient are float32 numpy arrays of one shape; the value is a float.
+    ``constants`` (none by default) are further float32 arrays ``fn`` reads but that are not
+    differentiated, e.g. a one-hot mask of the class to explain. With ``jit`` (the default) the
+    function is traced once per input shape (``tf.function``, ``jax.jit``; torch runs eagerly),
+    so build it once and call it for every step. An input ``fn`` does not depend on gets a zero
+    gradient.
     """
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
 
-        def tf_step(x: Any) -> tuple[Any, Any]:
+        def tf_step(x: Any, *constants: Any) -> tuple[Any, Any]:
             with tf.GradientTape() as tape:
                 tape.watch(x)
-                value = fn(x)
+                value = fn(x, *constants)
             return value, tape.gradient(value, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
         step = tf.function(tf_step) if jit else tf_step
 
-        def tf_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad = step(tf.convert_to_tensor(np.asarray(x, np.float32)))
+        def tf_grad(x: np.ndarray, *constants: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad = step(*(tf.convert_to_tensor(np.asarray(a, np.float32))
+                                 for a in (x, *constants)))
             return float(value), np.asarray(grad, np.float32)
 
         return tf_grad
@@ -60,17 +65,19 @@ def compile_input_grad(fn: Callable[[Any], Any], jit: bool = True) -> InputGrad:
         if jit:
             jax_step = jax.jit(jax_step)
 
-        def jax_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
-            value, grad = jax_step(jax.numpy.asarray(np.asarray(x, np.float32)))
+        def jax_grad(x: np.ndarray, *constants: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad = jax_step(*(jax.numpy.asarray(np.asarray(a, np.float32))
+                                     for a in (x, *constants)))
             return float(value), np.asarray(grad, np.float32)
 
         return jax_grad
     if backend == "torch":
         import torch
 
-        def torch_grad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        def torch_grad(x: np.ndarray, *constants: np.ndarray) -> tuple[float, np.ndarray]:
             leaf = keras.ops.convert_to_tensor(np.asarray(x, np.float32)).detach().requires_grad_(True)
-            value = fn(leaf)
+            value = fn(leaf, *(keras.ops.convert_to_tensor(np.asarray(a, np.float32))
+                               for a in constants))
             (grad,) = torch.autograd.grad(value, [leaf], allow_unused=True)
             grad = torch.zeros_like(leaf) if grad is None else grad
             return float(value.detach().cpu()), grad.detach().cpu().numpy().astype(np.float32)
@@ -79,10 +86,11 @@ def compile_input_grad(fn: Callable[[Any], Any], jit: bool = True) -> InputGrad:
     raise _unsupported("the input gradient")
 
 
-def value_and_input_grad(fn: Callable[[Any], Any], x: np.ndarray) -> tuple[float, np.ndarray]:
-    """``fn(x)`` and its gradient with respect to ``x`` (float32 numpy in and out), run once
-    without compiling; for many steps use :func:`compile_input_grad`."""
-    return compile_input_grad(fn, jit=False)(x)
+def value_and_input_grad(fn: Callable[..., Any], x: np.ndarray,
+                         *constants: np.ndarray) -> tuple[float, np.ndarray]:
+    """``fn(x, *constants)`` and its gradient with respect to ``x`` (float32 numpy in and out),
+    run once without compiling; for many steps use :func:`compile_input_grad`."""
+    return compile_input_grad(fn, jit=False)(x, *constants)
 
 
 def loss_gradients(

@@ -2,9 +2,10 @@
 
 Seed the backend, fingerprint what a backup is valid for, resume an interrupted run or start
 fresh, fit with the logging / backup / best-model callbacks, save atomically, mark the run
-finished. Keras does the work (``BackupAndRestore``, ``ModelCheckpoint``, ``EarlyStopping``),
-dvclive keeps the history, :mod:`pipeline.train.resume` decides what may be resumed. A stage
-builds its model and data, then::
+finished and write the model card beside the model (:mod:`pipeline.train.card`). Keras does the
+work (``BackupAndRestore``, ``ModelCheckpoint``, ``EarlyStopping``), dvclive keeps the history,
+:mod:`pipeline.train.resume` decides what may be resumed. A stage builds its model and data,
+then::
 
     run = TrainingRun("train", checkpoint_dir, live_dir, seed, deterministic)  # seeds first
     ...build the model...
@@ -29,7 +30,7 @@ import keras
 
 from pipeline.config import EarlyStoppingParams
 from pipeline.io.atomic import atomic_path
-from pipeline.train import resume
+from pipeline.train import card, resume
 from pipeline.train.callbacks import EpochLine, EpochSeeds, LiveLogger
 from pipeline.train.history import CLASSIFIER_PANELS, live_run
 
@@ -54,11 +55,15 @@ class TrainingRun:
         self.stage, self.checkpoint_dir, self.live_dir, self.seed = stage, checkpoint_dir, live_dir, seed
         self.fingerprint = ""
         self.live: Any = None
+        self.settings: dict = {}
+        self.data_file: Path | None = None
+        self.saved: list[tuple[keras.Model, Path]] = []
 
     def identify(self, settings: dict, model: keras.Model, data_file: Path) -> None:
         """Fingerprint what a backup is valid for: ``settings`` (JSON-able params), the seed,
         ``model``'s architecture and the training data file."""
         self.fingerprint = resume.fingerprint(settings, self.seed, model, data_file)
+        self.settings, self.data_file = settings, data_file
 
     def resume(self, folder: Path | None = None) -> int:
         """The epoch to start from in ``folder`` (default: the checkpoint folder): an interrupted
@@ -115,6 +120,7 @@ class TrainingRun:
         """``model`` as a ``.keras`` file, written under a temporary name and renamed."""
         with atomic_path(target, suffix=".keras") as tmp:
             model.save(tmp)
+        self.saved.append((model, target))
 
     def keep_best(self, target: Path) -> None:
         """Copy the best epoch's model (if one was kept) to ``target``, atomically."""
@@ -124,5 +130,10 @@ class TrainingRun:
                 shutil.copyfile(best, tmp)
 
     def finish(self, folder: Path | None = None) -> None:
-        """The run completed: drop its backup so that the next run starts fresh."""
+        """The run completed: drop its backup so that the next run starts fresh. Once a model
+        was saved, write the model card beside the first one saved."""
         resume.finish(folder or self.checkpoint_dir, self.fingerprint)
+        if self.saved and self.data_file is not None:
+            model, target = self.saved[0]
+            card.write(target.parent, card.build(self.stage, model, target.parent, self.settings,
+                                                 self.data_file, self.live_dir))
