@@ -28,7 +28,8 @@ def cli(params_path: Path, data: Path, windows: Path, out: Path, metrics_path: P
     hard-negative mining: slide it over the training images that hold no object, add up to
     ``hog_svm.mining_max`` of its highest-scoring (false) windows as background, refit.
 
-    The saved folder is a window classifier the ``detect`` stage slides like any other.
+    The saved folder is a window classifier the ``detect`` stage slides like any other, with its
+    model card (``card.json``, ``MODEL_CARD.md``).
     """
     params = load_or_exit(params_path)
     from pipeline.detect.boxes import read_annotations
@@ -53,6 +54,12 @@ def cli(params_path: Path, data: Path, windows: Path, out: Path, metrics_path: P
                        false_positives_after=last["false_positives_after"],
                        cv_accuracy_after=round(last["cv_accuracy"], 4))
     atomic.write_json(metrics_path, metrics)
+    from pipeline.io import model_card
+
+    summary = model_card.linear_summary("hog_linear_svm", model.svm, len(train.classes))
+    settings = {"hog_svm": params.hog_svm.model_dump(mode="json")}
+    model_card.write(out, model_card.build_from("hog_svm", summary, out, settings,
+                                                windows / "train.h5", metrics))
     click.echo(f"hog_svm: saved {out}")
 
 

@@ -24,7 +24,8 @@ def cli(params_path: Path, features: Path, out: Path, metrics_path: Path) -> Non
     of train, and score val.
 
     Saves ``model.joblib`` (a pickled scikit-learn pipeline: load it only if this pipeline
-    wrote it) and ``model.json`` (classes, best parameters, CV accuracy). Metrics: best
+    wrote it), ``model.json`` (classes, best parameters, CV accuracy) and the model card
+    (``card.json``, ``MODEL_CARD.md``). Metrics: best
     parameters, CV and val accuracy.
     """
     params = load_or_exit(params_path)
@@ -42,6 +43,14 @@ def cli(params_path: Path, features: Path, out: Path, metrics_path: Path) -> Non
         probs = logreg.probabilities(search.best_estimator_, val, len(train.classes))
         metrics["val_accuracy"] = round(rank_k(probs, val.labels, 1), 6)
     atomic.write_json(metrics_path, metrics)
+    from pipeline.io import model_card
+
+    summary = model_card.linear_summary("logistic_regression", search.best_estimator_,
+                                        len(train.classes))
+    settings = {name: getattr(params, name).model_dump(mode="json")
+                for name in ("train_logreg", "extract_features", "backbone")}
+    model_card.write(out, model_card.build_from("train_logreg", summary, out, settings,
+                                                features / "train.h5", metrics))
     shown = ", ".join(f"{k} {v}" for k, v in metrics.items())
     click.echo(f"train_logreg: {shown}")
 

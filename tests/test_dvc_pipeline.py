@@ -149,8 +149,11 @@ def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
     assert {"results/explain/images", "results/explain/grid.png"} <= {
         p if isinstance(p, str) else next(iter(p))
         for p in yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]}
-    # A model card beside every model the training lifecycle saves, naming its data's hash.
+    # A model card beside every model (the training lifecycle's and the two scikit-learn ones),
+    # naming its data's hash.
     for folder, data in (("models/train", "data/hdf5/train.h5"),
+                         ("models/logreg", "data/features/train.h5"),
+                         ("models/hog_svm", "data/detect_windows/train.h5"),
                          ("models/finetune", "data/hdf5/train.h5"),
                          ("models/members/seed-1", "data/hdf5/train.h5"),
                          ("models/dcgan", "data/hdf5/train.h5"),
@@ -160,6 +163,7 @@ def test_repro_writes_metrics_and_lists_the_corrupt_image(repo: Path) -> None:
         assert card["data"]["path"] == data, folder
         assert card["data"]["sha256"] == hashlib.sha256((repo / data).read_bytes()).hexdigest()
         assert (repo / folder / "MODEL_CARD.md").read_text().startswith("# Model card: ")
+    assert json.loads((repo / "models/logreg/card.json").read_text())["metrics"] == logreg
     # Both generative branches: the GAN scored by models/train, SRCNN against bicubic.
     gan = json.loads((repo / "results/gan_score/metrics.json").read_text())
     assert gan["generated"]["images"] == 50 and gan["classes"] == 10

@@ -2,7 +2,7 @@
 
 Seed the backend, fingerprint what a backup is valid for, resume an interrupted run or start
 fresh, fit with the logging / backup / best-model callbacks, save atomically, mark the run
-finished and write the model card beside the model (:mod:`pipeline.train.card`). Keras does the
+finished and write the model card beside the model (:mod:`pipeline.io.model_card`). Keras does the
 work (``BackupAndRestore``, ``ModelCheckpoint``, ``EarlyStopping``), dvclive keeps the history,
 :mod:`pipeline.train.resume` decides what may be resumed. A stage builds its model and data,
 then::
@@ -29,8 +29,9 @@ from typing import Any
 import keras
 
 from pipeline.config import EarlyStoppingParams
+from pipeline.io import model_card as card
 from pipeline.io.atomic import atomic_path
-from pipeline.train import card, resume
+from pipeline.train import resume
 from pipeline.train.callbacks import EpochLine, EpochSeeds, LiveLogger
 from pipeline.train.history import CLASSIFIER_PANELS, live_run
 
