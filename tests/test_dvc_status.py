@@ -7,22 +7,24 @@ edit it lists, as a changed dep, every stage whose ``dvc.yaml`` deps cover the e
 nothing else. Every stage that can import the module must be among them (a stage DVC misses
 would keep a stale result). Deps are folders, so a stage may also re-run for a module in its
 folder that it never imports: that costs a run, not a wrong result.
+
+DVC runs in this process (``tests.repo_copy.dvc``: its CLI entry point, as ``dvc status --json``
+would print), all cases against one copy, each edit undone after its case.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run
-from tests.repo_copy import copy_working_tree
-from tests.test_deps import reachable, stage_specs
+from tests import test_deps
+from tests.repo_copy import copy_working_tree, dvc
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +32,15 @@ pytestmark = pytest.mark.slow
 FILE_SUFFIXES = {".csv", ".json", ".png", ".txt", ".md", ".h5", ".joblib", ".keras", ".tsv", ".yaml"}
 
 
+def dvc_ok(repo: Path, *args: str) -> str:
+    """The output of ``dvc ARGS`` in ``repo``; the test fails if DVC exits non-zero."""
+    done = dvc(repo, *args)
+    assert done.returncode == 0, f"dvc {' '.join(args)} exited {done.returncode}\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
 def dvc_status(repo: Path) -> dict:
-    return json.loads(run([sys.executable, "-m", "dvc", "status", "--json"], repo).stdout or "{}")
+    return json.loads(dvc_ok(repo, "status", "--json") or "{}")
 
 
 def missing_paths(status: dict) -> set[str]:
@@ -59,16 +68,29 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             path.mkdir(parents=True, exist_ok=True)
             (path / "placeholder").write_text("placeholder\n")
-    run([sys.executable, "-m", "dvc", "commit", "--force", "--quiet"], dest)
+    dvc_ok(dest, "commit", "--force", "--quiet")
     status = dvc_status(dest)
     assert status == {}, f"the copy is not up to date after dvc commit: {status}"
     return dest
 
 
-def stage_instances(repo: Path) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def instances(repo: Path) -> dict[str, str]:
     """Every stage name ``dvc status`` uses (``evaluate@train``) -> its ``dvc.yaml`` name."""
-    out = run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], repo).stdout.split()
-    return {name: name.split("@")[0] for name in out}
+    return {name: name.split("@")[0] for name in dvc_ok(repo, "stage", "list", "--name-only").split()}
+
+
+@pytest.fixture(scope="module")
+def imports(repo: Path) -> dict[str, set[Path]]:
+    """Each ``dvc.yaml`` stage -> the files of every module it can import (``test_deps.reachable``).
+
+    The stages share most of their modules, so each module's imports are parsed once for all of
+    them (``functools.cache`` around ``test_deps.imported_names`` while this runs).
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(test_deps, "imported_names", functools.cache(test_deps.imported_names))
+        return {base: {p.resolve() for p in test_deps.reachable(entry, repo).values()}
+                for base, (entry, _) in test_deps.stage_specs(repo).items()}
 
 
 def covering(path: str, deps: list[str]) -> list[str]:
@@ -114,7 +136,9 @@ EDITS: dict[str, tuple[str, Callable[[str], str] | None]] = {
 
 
 @pytest.mark.parametrize("edit", sorted(EDITS))
-def test_an_edit_flags_exactly_the_stages_that_depend_on_it(repo: Path, edit: str) -> None:
+def test_an_edit_flags_exactly_the_stages_that_depend_on_it(repo: Path, instances: dict[str, str],
+                                                            imports: dict[str, set[Path]],
+                                                            edit: str) -> None:
     rel, change = EDITS[edit]
     path = repo / rel
     original = path.read_bytes() if path.exists() else None
@@ -132,15 +156,13 @@ def test_an_edit_flags_exactly_the_stages_that_depend_on_it(repo: Path, edit: st
         else:
             path.write_bytes(original)
 
-    specs = stage_specs(repo)
-    instances = stage_instances(repo)
+    specs = test_deps.stage_specs(repo)
     expected = {(name, dep) for name, base in instances.items() for dep in covering(rel, specs[base][1])}
     assert expected, f"no stage depends on {rel}: the edit shows nothing"
     assert changed == expected, (f"after editing {rel}\n  dvc status flags: {sorted(changed)}\n"
                                  f"  dvc.yaml deps say: {sorted(expected)}")
 
-    importers = {base for base, (entry, _) in specs.items()
-                 if any(p.resolve() == path.resolve() for p in reachable(entry, repo).values())}
+    importers = {base for base, files in imports.items() if path.resolve() in files}
     flagged = {instances[name] for name, _ in changed}
     assert importers <= flagged, f"{rel}: stages that import it but DVC does not flag: {importers - flagged}"
     if rel == "stages/common.py":
