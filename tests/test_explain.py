@@ -48,8 +48,9 @@ def square_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     images, labels, _ = squares(512, seed=0)
     model = keras.Sequential([
         keras.Input((SIDE, SIDE, 1)),
-        layers.Conv2D(8, 3, padding="same", activation="relu"),
-        layers.Conv2D(8, 3, padding="same", activation="relu"),
+        # named: Keras numbers unnamed layers per process, and other tests share the worker
+        layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_a"),
+        layers.Conv2D(8, 3, padding="same", activation="relu", name="conv_b"),
         layers.GlobalAveragePooling2D(),
         layers.Dense(2, activation="softmax", name="predictions"),
     ], name="squares")
@@ -76,7 +77,7 @@ def test_heatmap_peaks_on_the_square(square_model: Path) -> None:
     probabilities = model.predict(images / 255.0, verbose=0)
     assert (probabilities.argmax(axis=1) == labels).mean() >= 0.9  # it learned the task
     cam = GradCAM(model)
-    assert cam.layer == "conv2d_1"  # the last 4-D output before the pooling
+    assert cam.layer == "conv_b"  # the last 4-D output before the pooling
     present = np.flatnonzero(labels == 1)
     heat = upsample(cam.heatmaps(images[present] / 255.0, [1] * len(present)), (SIDE, SIDE))
     hits = 0
@@ -130,7 +131,7 @@ def test_wrong_layer_exits_2_listing_the_layers(square_model: Path, tmp_path: Pa
                    str(tmp_path / "out")], tmp_path)
     assert done.exit_code == 2, done.output
     assert "explain.layer" in done.output and "'conv9'" in done.output
-    assert "valid layers: conv2d, conv2d_1" in done.output
+    assert "valid layers: conv_a, conv_b" in done.output
     assert not (tmp_path / "out").exists()
 
 
@@ -145,7 +146,7 @@ def test_stage_writes_overlays_grid_report_and_metrics(square_model: Path, tmp_p
     assert done.exit_code == 0, done.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0 < numbers_in(metrics) <= MAX_METRICS
-    assert metrics["layer"] == "conv2d_1" and metrics["correct_explained"] == 4
+    assert metrics["layer"] == "conv_b" and metrics["correct_explained"] == 4
     assert metrics["images"] == metrics["mistakes_explained"] + 4
     assert metrics["mistakes_explained"] == min(3, metrics["mistakes_found"])
     # The heat is on the square: blacking out its hottest pixels costs far more than random ones.
