@@ -57,11 +57,8 @@ def main() -> None:
     detector = WindowDetector(classifier, scan)
     windows = np.concatenate([w for w, _ in scan_windows(image, window, scan)])
     n = len(windows)
+    # the bare loop: batches of --batch, the last one as it is (no padding)
     batches = [classifier.preprocessor(windows[i:i + args.batch]) for i in range(0, n, args.batch)]
-    last = len(batches[-1])
-    if last < args.batch:  # the bare loop gets the same fixed batch shape the detector uses
-        batches[-1] = np.concatenate([batches[-1], np.zeros((args.batch - last, *window, 1),
-                                                            np.float32)])
 
     def run_detector() -> None:
         detector.detect(image)

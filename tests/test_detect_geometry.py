@@ -281,3 +281,47 @@ def test_scan_windows_yields_every_window_once_in_bounded_batches(batch_size, up
             np.testing.assert_array_equal(pixels, level[y:y + window[0], x:x + window[1]])
             seen.add((factor, y, x))
     assert len(seen) == expected, "every window exactly once"
+
+
+def test_pad_scans_windows_reaching_past_the_border_over_the_mirrored_image():
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (20, 24, 1), dtype=np.uint8)
+    window = (8, 8)
+    scan = Scan(threshold=0.0, scale=10.0, step=2, pad=0.25)  # one level; 2 pixels past each side
+    batches = list(scan_windows(image, window, scan))
+    pixels = np.concatenate([w for w, _ in batches])
+    boxes = np.concatenate([b for _, b in batches])
+    assert len(boxes) == len(window_origins((24, 28), window, 2))
+    assert boxes[:, :2].min(axis=0).tolist() == [-2, -2]
+    assert boxes[:, 2:].max(axis=0).tolist() == [26, 22]
+    mirrored = np.pad(image, ((2, 2), (2, 2), (0, 0)), mode="reflect")
+    for cut, (x0, y0, _, _) in zip(pixels, boxes.astype(int), strict=True):
+        np.testing.assert_array_equal(cut, mirrored[y0 + 2:y0 + 10, x0 + 2:x0 + 10])
+
+
+class LeftRight:
+    """Scores how much brighter a window's left half is than its right half, window by window
+    or (``dense``) a whole level at once, as HOG + SVM does."""
+
+    def __init__(self, dense: bool):
+        self.window, self.channels, self.classes = (6, 8), 1, ["background", "left"]
+        if dense:
+            self.level_scores = lambda level, origins: self.scores(
+                cut_windows(level, origins, self.window))
+
+    def scores(self, windows: np.ndarray) -> np.ndarray:
+        pixels = windows.astype(np.float64)[..., 0] / 255.0
+        score = pixels[:, :, :4].mean(axis=(1, 2)) - pixels[:, :, 4:].mean(axis=(1, 2))
+        return np.column_stack([-score, score])
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_flip_keeps_the_mean_of_a_window_and_its_mirror(dense):
+    image = np.random.default_rng(6).integers(0, 256, (24, 30, 1), dtype=np.uint8)
+    scan = Scan(threshold=-1e-9, scale=1.5, step=2, nms_iou=1.0, max_detections=0)
+    plain = WindowDetector(LeftRight(dense), scan).detect(image)
+    assert max(d.score for d in plain) > 0.1
+    flipped = WindowDetector(LeftRight(dense), Scan(**{**scan.__dict__, "flip": True}))
+    found = flipped.detect(image)
+    assert len(found) == flipped.windows_seen, "a window and its mirror cancel: every score is 0"
+    assert all(d.score == pytest.approx(0.0, abs=1e-12) for d in found)

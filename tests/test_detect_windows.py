@@ -330,6 +330,14 @@ def test_keras_scores_pad_the_last_batch_and_match_predict(keras_model):
     assert classifier.scores(pixels[:0]).shape == (0, 2)
 
 
+def test_a_short_batch_is_padded_to_a_power_of_two_at_most_the_batch_size():
+    from pipeline.detect.classifiers import batch_shape
+
+    sizes = [batch_shape(n, 512) for n in (1, 16, 17, 64, 65, 300, 512)]
+    assert sizes == [16, 16, 32, 64, 128, 512, 512]
+    assert batch_shape(5, 8) == 8
+
+
 def test_log_odds_do_not_saturate_where_probabilities_do():
     from pipeline.detect.classifiers import log_odds
 
@@ -461,3 +469,51 @@ def test_near_boxes_lie_partly_over_their_object_and_within_negative_iou(seed):
     assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 80).all() and (boxes[:, 3] <= 60).all()
     assert windows.near_boxes(image, params.model_copy(update={"negatives_per_box": 0}),
                               np.random.default_rng(seed)) == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_zoom_boxes_sit_on_their_object_larger_and_smaller(seed):
+    image = AnnotatedImage("x.png", 100, 80, [Box("a", 30, 30, 50, 50)])
+    params = DetectWindowsParams(window=(16, 16), zoom_negatives=4, zoom_scales=(1.3, 1.8),
+                                 jitter=0.05)
+    found = windows.zoom_boxes(image, params, np.random.default_rng(seed))
+    assert len(found) == 4
+    sides = [(x1 - x0) / 20 for x0, _, x1, _ in found]
+    assert all(1.3 <= s <= 1.8 for s in sides[0::2]) and all(1 / 1.8 <= s <= 1 / 1.3 for s in sides[1::2])
+    centres = np.asarray([((x0 + x1) / 2, (y0 + y1) / 2) for x0, y0, x1, y1 in found])
+    assert np.abs(centres - 40).max() <= 1.0, "centred on the box, shifted by up to jitter"
+    corner = AnnotatedImage("y.png", 24, 24, [Box("a", 0, 0, 20, 20)])
+    inside = windows.zoom_boxes(corner, params, np.random.default_rng(seed))
+    assert len(inside) == 2, "the larger ones do not fit in the image"
+    assert len(windows.zoom_boxes(corner, params, np.random.default_rng(seed), outside=True)) == 4
+
+
+@pytest.mark.parametrize("scales", [(1.0, 1.5), (1.6, 1.3)])
+def test_zoom_scales_must_be_above_one_and_in_order(scales):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="zoom_scales"):
+        DetectWindowsParams(zoom_scales=scales)
+
+
+def test_filled_puts_the_image_on_a_canvas_of_the_mirrored_filler():
+    image = np.full((4, 6, 1), 200, np.uint8)
+    filler = np.arange(12, dtype=np.uint8).reshape(3, 4, 1)
+    canvas, box = windows.filled(image, (-2.0, -1.0, 7.0, 6.0), filler)
+    assert canvas.shape == (7, 9, 1) and box == (0.0, 0.0, 9.0, 7.0)
+    np.testing.assert_array_equal(canvas[1:5, 2:8], image)
+    expected = np.pad(filler, ((0, 4), (0, 5), (0, 0)), mode="symmetric")
+    outside = np.ones((7, 9), bool)
+    outside[1:5, 2:8] = False
+    np.testing.assert_array_equal(canvas[outside], expected[outside])
+
+
+def test_fill_outside_cuts_windows_past_the_border_from_negative_images(tmp_path):
+    images = _scenes(tmp_path / "scenes")[TRAIN]  # scene 3 is a negative image
+    params = _params(val=0.0, negatives_per_image=1, negatives_per_box=2, zoom_negatives=2)
+    inside = windows.cut(images, LABELS, params, seed=0, training=True)["train"]
+    filled = windows.cut(images, LABELS, params.model_copy(update={"fill_outside": True}),
+                         seed=0, training=True)["train"]
+    near = [n for n in filled.names if "#near" in n]
+    assert len(near) > len([n for n in inside.names if "#near" in n])
+    assert len(near) == sum(2 * 2 for image in images for _ in image.boxes)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Fraction, PosInt, Section
 
@@ -104,6 +104,28 @@ class DetectWindowsParams(Section):
         "with it above 0 and at most negative_iou), so a window on part of an object is "
         "learnt as background. On the default scenes at step 4 it costs AP (0.73 -> 0.62)."
     )
+    zoom_negatives: int = Field(
+        0, ge=0, description="Background windows per box on the box itself (shifted by up to "
+        "jitter) but zoom_scales times larger or smaller, half each: the object at the wrong "
+        "scale is background, so the pyramid level that fits it scores best."
+    )
+    zoom_scales: tuple[float, float] = Field(
+        (1.3, 1.8), description="[smallest, largest] zoom of a zoom negative (above 1: the "
+        "window's side over the box's, or the box's over the window's)."
+    )
+    @field_validator("zoom_scales")
+    @classmethod
+    def _zoom(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 1.0 < value[0] <= value[1]:
+            raise ValueError(f"{list(value)} is not [smallest, largest], both above 1")
+        return value
+
+    fill_outside: bool = Field(
+        False, description="Windows beside a box and zoom negatives may reach past the image "
+        "border; the part outside is a negative image of the same split (one without boxes), "
+        "mirrored to size. For data of tight crops (the UIUC cars), where such windows do not "
+        "fit in the image. Without negative images they stay inside."
+    )
     negative_iou: Fraction = Field(
         0.1, description="A background window overlaps every box by at most this IoU."
     )
@@ -171,6 +193,15 @@ class DetectParams(Section):
         "(above 1 finds objects smaller than the window)."
     )
     step: PosInt = Field(4, description="Sliding-window step, in pixels of each level.")
+    pad: float = Field(
+        0.0, ge=0.0, lt=0.5, description="Windows may reach past the image border by this "
+        "share of their height and width (the level mirrored beyond it), so objects cut by the "
+        "border are found; their boxes reach past it too."
+    )
+    flip: bool = Field(
+        False, description="Score each window and its mirror image (left to right) and keep "
+        "the mean: twice the work, steadier scores for objects seen from either side."
+    )
     batch_size: PosInt = Field(512, description="Windows classified per batch.")
     nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="Per-class NMS: IoU that suppresses.")
     max_detections: int = Field(100, ge=0, description="Most boxes kept per image (0: no cap).")

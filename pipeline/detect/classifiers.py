@@ -4,8 +4,9 @@ logistic regression on backbone features.
 Each takes uint8 windows of exactly its ``window`` size and returns one score per class, column 0
 the background. A Keras model is the folder ``train`` writes (``model.keras`` and
 ``preprocess.json``, whose classes name the background first when it was trained on the windows
-``detect_windows`` cut); it runs with ``predict_on_batch`` on batches of one fixed size, so the
-compiled graph is traced once. The HOG + SVM lives in :mod:`pipeline.detect.hog_svm`.
+``detect_windows`` cut); it runs with ``predict_on_batch`` on batches of ``batch_size``, a short
+last one padded to a power of two, so only a few batch shapes are ever traced. The HOG + SVM
+lives in :mod:`pipeline.detect.hog_svm`.
 """
 
 from __future__ import annotations
@@ -50,15 +51,17 @@ class KerasWindows:
                    batch_size)
 
     def scores(self, windows: np.ndarray) -> np.ndarray:
-        """Each class's log-odds (``log p / (1 - p)``), ``batch_size`` windows a call (the last
-        batch padded). From the logits when the model ends in a softmax Dense layer (the zoo's
-        do), so that a probability that rounds to 1.0 in float32 is still ranked."""
+        """Each class's log-odds (``log p / (1 - p)``), ``batch_size`` windows a call (a short
+        last batch padded to :func:`batch_shape`). From the logits when the model ends in a
+        softmax Dense layer (the zoo's do), so that a probability that rounds to 1.0 in float32
+        is still ranked."""
         out = []
         for start in range(0, len(windows), self.batch_size):
             batch = self.preprocessor(windows[start:start + self.batch_size])
             n = len(batch)
-            if n < self.batch_size:
-                pad = np.zeros((self.batch_size - n, *batch.shape[1:]), batch.dtype)
+            shape = batch_shape(n, self.batch_size)
+            if n < shape:
+                pad = np.zeros((shape - n, *batch.shape[1:]), batch.dtype)
                 batch = np.concatenate([batch, pad])
             if self._head is None:
                 probabilities = np.asarray(self.model.predict_on_batch(batch), np.float64)[:n]
@@ -69,6 +72,13 @@ class KerasWindows:
                 features = np.asarray(body.predict_on_batch(batch), np.float64)[:n]
                 out.append(log_odds(features @ kernel + bias))
         return np.concatenate(out) if out else np.empty((0, len(self.classes)))
+
+
+def batch_shape(n: int, batch_size: int, smallest: int = 16) -> int:
+    """How many rows a batch of ``n`` windows is padded to: the next power of two (at least
+    ``smallest``), at most ``batch_size``. A short last batch then costs little, and at most a
+    handful of batch shapes are ever compiled (JAX compiles one graph per shape)."""
+    return min(batch_size, max(smallest, 1 << max(0, n - 1).bit_length()))
 
 
 def log_odds(logits: np.ndarray) -> np.ndarray:
@@ -162,5 +172,5 @@ def build(spec: DetectorParams, params: DetectParams, labels: Sequence[str]) -> 
     from pipeline.detect.detector import Scan, WindowDetector
 
     scan = Scan(spec.threshold, params.scale, params.upscale, params.step, params.batch_size,
-                params.nms_iou, params.max_detections)
+                params.nms_iou, params.max_detections, params.pad, params.flip)
     return WindowDetector(load_classifier(spec.model, params.batch_size), scan)

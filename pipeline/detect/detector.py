@@ -1,10 +1,12 @@
 """Any window classifier as a detector: image pyramid, sliding window, batches, per-class NMS.
 
 Windows from every level of the pyramid are gathered into batches of ``batch_size`` before they
-are classified, so small levels do not mean small batches. Each window keeps its best object
-class when that score reaches the threshold; boxes go back to the original image's pixels and
-greedy non-maxima suppression (OpenCV) runs within each class. A cascade
-(:mod:`pipeline.detect.cascade`) is a detector of its own with the same ``detect`` method.
+are classified, so small levels do not mean small batches. Windows may reach past the image
+border (``pad``, over the mirrored image) and be scored with their mirror images (``flip``).
+Each window keeps its best object class when that score reaches the threshold; boxes go back to
+the original image's pixels and greedy non-maxima suppression (OpenCV) runs within each class. A
+cascade (:mod:`pipeline.detect.cascade`) is a detector of its own with the same ``detect``
+method.
 """
 
 from __future__ import annotations
@@ -55,34 +57,54 @@ class Scan:
     batch_size: int = 512
     nms_iou: float = 0.3
     max_detections: int = 100
+    pad: float = 0.0
+    flip: bool = False
+
+
+def levels(image: np.ndarray, window: tuple[int, int], scan: Scan,
+           ) -> Iterator[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(factor, level, origins, boxes)`` per pyramid level: the level (mirror-padded by
+    ``scan.pad`` times the window on every side), the window corners ``(y, x)`` in it, and
+    their boxes ``x0, y0, x1, y1`` in the original image's pixels (reaching past its border by
+    up to the padding)."""
+    wh, ww = window
+    py, px = round(wh * scan.pad), round(ww * scan.pad)
+    for factor, level in pyramid(image, scan.scale, window, scan.upscale):
+        if py or px:
+            spread = ((min(py, level.shape[0] - 1),) * 2, (min(px, level.shape[1] - 1),) * 2)
+            level = np.pad(level, spread + ((0, 0),) * (level.ndim - 2), mode="reflect")
+            top, left = spread[0][0], spread[1][0]
+        else:
+            top = left = 0
+        origins = window_origins(level.shape[:2], window, scan.step)
+        y, x = origins[:, 0] - top, origins[:, 1] - left
+        yield factor, level, origins, np.column_stack([x, y, x + ww, y + wh]) * factor
 
 
 def scan_windows(image: np.ndarray, window: tuple[int, int], scan: Scan,
                  ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Batches of ``(windows, boxes)``: windows of every pyramid level, boxes ``x0, y0, x1, y1``
-    in the original image's pixels, ``scan.batch_size`` at a time (the last one smaller).
+    """Batches of ``(windows, boxes)``: windows of every pyramid level (see :func:`levels`),
+    boxes ``x0, y0, x1, y1`` in the original image's pixels, ``scan.batch_size`` at a time (the
+    last one smaller).
 
     The corners of every level are listed first, so a batch spans levels and each window is
     copied once, straight into its batch."""
     wh, ww = window
-    levels, corners, factors = [], [], []
-    for index, (factor, level) in enumerate(pyramid(image, scan.scale, window, scan.upscale)):
-        origins = window_origins(level.shape[:2], window, scan.step)
-        levels.append(level)
+    pixels, corners, boxes = [], [], []
+    for index, (_, level, origins, level_boxes) in enumerate(levels(image, window, scan)):
+        pixels.append(level)
         corners.append(np.column_stack([np.full(len(origins), index), origins]))
-        factors.append(np.full(len(origins), factor))
+        boxes.append(level_boxes)
     if not corners:
         return
-    every, scale = np.concatenate(corners), np.concatenate(factors)
+    every, every_box = np.concatenate(corners), np.concatenate(boxes)
     for start in range(0, len(every), scan.batch_size):
         chunk = every[start:start + scan.batch_size]
         windows = np.empty((len(chunk), wh, ww, *image.shape[2:]), image.dtype)
         for index in np.unique(chunk[:, 0]):
             mine = chunk[:, 0] == index
-            windows[mine] = cut_windows(levels[index], chunk[mine, 1:], window)
-        y, x = chunk[:, 1], chunk[:, 2]
-        boxes = np.column_stack([x, y, x + ww, y + wh]) * scale[start:start + len(chunk), None]
-        yield windows, boxes
+            windows[mine] = cut_windows(pixels[index], chunk[mine, 1:], window)
+        yield windows, every_box[start:start + scan.batch_size]
 
 
 @dataclass
@@ -99,19 +121,26 @@ class WindowDetector:
 
     def _scored(self, image: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """``(scores, boxes)`` for every window: level by level where the classifier scores a
-        whole level at once (HOG + SVM), else batch by batch."""
+        whole level at once (HOG + SVM), else batch by batch. With ``scan.flip`` a window's
+        score is the mean of its own and its mirror image's."""
+        window, scan = self.classifier.window, self.scan
         dense = getattr(self.classifier, "level_scores", None)
         if dense is not None:
-            window, scan = self.classifier.window, self.scan
-            for factor, level in pyramid(image, scan.scale, window, scan.upscale):
-                origins = window_origins(level.shape[:2], window, scan.step)
-                if len(origins):
-                    y, x = origins[:, 0], origins[:, 1]
-                    boxes = np.column_stack([x, y, x + window[1], y + window[0]]) * factor
-                    yield dense(level, origins), boxes
+            for _, level, origins, boxes in levels(image, window, scan):
+                if not len(origins):
+                    continue
+                scores = np.asarray(dense(level, origins))
+                if scan.flip:
+                    mirrored = origins.copy()
+                    mirrored[:, 1] = level.shape[1] - window[1] - origins[:, 1]
+                    scores = (scores + np.asarray(dense(level[:, ::-1], mirrored))) / 2
+                yield scores, boxes
             return
-        for windows, boxes in scan_windows(image, self.classifier.window, self.scan):
-            yield self.classifier.scores(windows), boxes
+        for windows, boxes in scan_windows(image, window, scan):
+            scores = np.asarray(self.classifier.scores(windows))
+            if scan.flip:
+                scores = (scores + np.asarray(self.classifier.scores(windows[:, :, ::-1]))) / 2
+            yield scores, boxes
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         boxes, scores, classes = [], [], []

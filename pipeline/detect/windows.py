@@ -1,11 +1,13 @@
 """Training windows for a window classifier, in the HDF5 layout ``train`` and ``evaluate`` read.
 
 Positives are the annotated boxes resized to the window (the box itself, then copies shifted and
-scaled by up to ``jitter``); negatives are random windows of several sizes that overlap no box by
-more than ``negative_iou``, from every image (negative images included), and windows beside each
-box that overlap it partly (so part of an object is background). Class 0 is the
-background. Which training images validate is decided by a hash of the path, so adding an image
-moves no other. OpenCV resizes; h5py writes (through :mod:`pipeline.io.hdf5`).
+scaled by up to ``jitter``); negatives are random windows of several sizes that overlap no box
+by more than ``negative_iou``, from every image (negative images included), windows beside each
+box that overlap it partly (so part of an object is background) and windows on each box at the
+wrong scale (zoom negatives). With ``fill_outside`` the last two may reach past the image, the
+rest of the window filled from a negative image. Class 0 is the background. Which training
+images validate is decided by a hash of the path, so adding an image moves no other. OpenCV
+resizes; h5py writes (through :mod:`pipeline.io.hdf5`).
 """
 
 from __future__ import annotations
@@ -86,10 +88,11 @@ def background_boxes(image: AnnotatedImage, params: DetectWindowsParams,
 
 
 def near_boxes(image: AnnotatedImage, params: DetectWindowsParams, rng: np.random.Generator,
-               tries: int = 30) -> list[tuple[float, float, float, float]]:
-    """Up to ``negatives_per_box`` background boxes beside each object: its size times 0.7-1.3,
-    shifted until it overlaps that object (IoU above 0) and every object by at most
-    ``negative_iou``, and lies inside the image."""
+               outside: bool = False, tries: int = 30) -> list[tuple[float, float, float, float]]:
+    """Up to ``negatives_per_box`` background boxes beside each object: its size times
+    0.7-1.3, shifted until it overlaps that object (IoU above 0) and every object by at
+    most ``negative_iou``, and lies inside the image (``outside``: reaches past it by at most its
+    own size)."""
     objects = xyxy(image.boxes)
     found: list[tuple[float, float, float, float]] = []
     for x0, y0, x1, y1 in objects:
@@ -102,8 +105,10 @@ def near_boxes(image: AnnotatedImage, params: DetectWindowsParams, rng: np.rando
             cx = (x0 + x1) / 2 + rng.uniform(-1.0, 1.0) * w
             cy = (y0 + y1) / 2 + rng.uniform(-1.0, 1.0) * h
             candidate = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-            if candidate[0] < 0 or candidate[1] < 0 or candidate[2] > image.width \
-                    or candidate[3] > image.height:
+            margin = (w, h, w, h) if outside else (0, 0, 0, 0)
+            if candidate[0] < -margin[0] or candidate[1] < -margin[1] \
+                    or candidate[2] > image.width + margin[2] \
+                    or candidate[3] > image.height + margin[3]:
                 continue
             overlaps = iou_matrix([candidate], objects)[0]
             if overlaps.max() <= params.negative_iou and \
@@ -112,9 +117,59 @@ def near_boxes(image: AnnotatedImage, params: DetectWindowsParams, rng: np.rando
     return found
 
 
+def zoom_boxes(image: AnnotatedImage, params: DetectWindowsParams, rng: np.random.Generator,
+               outside: bool = False) -> list[tuple[float, float, float, float]]:
+    """``zoom_negatives`` background boxes per object: centred on it (shifted by up to
+    ``jitter`` of its side), its size times a factor of ``zoom_scales`` (even ones) or divided
+    by one (odd ones); one reaching past the image is left out unless ``outside`` (by at most
+    its own size)."""
+    found: list[tuple[float, float, float, float]] = []
+    low, high = params.zoom_scales
+    for x0, y0, x1, y1 in xyxy(image.boxes):
+        w, h = x1 - x0, y1 - y0
+        for k in range(params.zoom_negatives):
+            zoom = rng.uniform(low, high) ** (1 if k % 2 == 0 else -1)
+            cx = (x0 + x1) / 2 + rng.uniform(-params.jitter, params.jitter) * w
+            cy = (y0 + y1) / 2 + rng.uniform(-params.jitter, params.jitter) * h
+            zw, zh = w * zoom / 2, h * zoom / 2
+            box = (cx - zw, cy - zh, cx + zw, cy + zh)
+            reach = (2 * zw, 2 * zh) if outside else (0.0, 0.0)
+            if box[0] >= -reach[0] and box[1] >= -reach[1] and \
+                    box[2] <= image.width + reach[0] and box[3] <= image.height + reach[1]:
+                found.append(box)
+    return found
+
+
+def filled(image: np.ndarray, box: Sequence[float], filler: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """``image`` on a canvas that covers ``box`` too, the rest of the canvas ``filler`` mirrored
+    to size (numpy's symmetric padding); returns the canvas and ``box`` in its pixels."""
+    height, width = image.shape[:2]
+    left, top = max(0, int(np.ceil(-box[0]))), max(0, int(np.ceil(-box[1])))
+    right = max(0, int(np.ceil(box[2])) - width)
+    bottom = max(0, int(np.ceil(box[3])) - height)
+    canvas_h, canvas_w = height + top + bottom, width + left + right
+    canvas = np.pad(filler, ((0, max(0, canvas_h - filler.shape[0])),
+                             (0, max(0, canvas_w - filler.shape[1])), (0, 0)), mode="symmetric")
+    canvas = canvas[:canvas_h, :canvas_w].copy()
+    canvas[top:top + height, left:left + width] = image
+    return canvas, (box[0] + left, box[1] + top, box[2] + left, box[3] + top)
+
+
+def inside(box: Sequence[float], shape: tuple[int, ...]) -> bool:
+    """Whether ``x0, y0, x1, y1`` lies within an image of ``shape``."""
+    return box[0] >= 0 and box[1] >= 0 and box[2] <= shape[1] and box[3] <= shape[0]
+
+
 def validates(path: str, seed: int, share: float) -> bool:
     """Whether the image at ``path`` goes to val: a stable hash of the path string and seed."""
     return unit_interval(seed, hashlib.sha256(path.encode()).hexdigest()) < share
+
+
+def split_of(path: str, seed: int, params: DetectWindowsParams, training: bool) -> str:
+    """``train`` or ``val`` (by :func:`validates`) for a training image, else ``test``."""
+    if not training:
+        return "test"
+    return "val" if validates(path, seed, params.val) else "train"
 
 
 @dataclass
@@ -141,8 +196,13 @@ def cut(images: Sequence[AnnotatedImage], labels: Sequence[str], params: DetectW
     classes = {label: i + 1 for i, label in enumerate(labels)}
     rng = np.random.default_rng(seed)
     splits: dict[str, _Split] = {}
+    fillers: dict[str, list[str]] = {}
+    if params.fill_outside:
+        for image in images:
+            if not image.boxes:
+                fillers.setdefault(split_of(image.path, seed, params, training), []).append(image.path)
     for image in progress(images, desc="windows", unit="image"):
-        name = ("val" if validates(image.path, seed, params.val) else "train") if training else "test"
+        name = split_of(image.path, seed, params, training)
         split = splits.setdefault(name, _Split())
         pixels = read_image(image.path, params.channels)
         for b, box in enumerate(image.boxes):
@@ -150,9 +210,17 @@ def cut(images: Sequence[AnnotatedImage], labels: Sequence[str], params: DetectW
             for c, region in enumerate(jittered(box.xyxy, copies, params.jitter, rng)):
                 split.add(crop_resized(pixels, region, params.window), classes[box.label],
                           f"{image.path}#box{b}.{c}")
-        backgrounds = [*background_boxes(image, params, rng), *near_boxes(image, params, rng)]
-        for n, region in enumerate(backgrounds):
+        for n, region in enumerate(background_boxes(image, params, rng)):
             split.add(crop_resized(pixels, region, params.window), 0, f"{image.path}#bg{n}")
+        mine = fillers.get(name)
+        per_box = [*near_boxes(image, params, rng, outside=bool(mine)),
+                   *zoom_boxes(image, params, rng, outside=bool(mine))]
+        for n, region in enumerate(per_box):
+            canvas = pixels
+            if mine and not inside(region, pixels.shape):
+                filler = read_image(mine[int(rng.integers(len(mine)))], params.channels)
+                canvas, region = filled(pixels, region, filler)
+            split.add(crop_resized(canvas, region, params.window), 0, f"{image.path}#near{n}")
     return splits
 
 
