@@ -330,6 +330,20 @@ def test_keras_scores_pad_the_last_batch_and_match_predict(keras_model):
     assert classifier.scores(pixels[:0]).shape == (0, 2)
 
 
+def test_keras_scores_with_the_mean_in_the_graph_are_the_preprocessed_ones(keras_model):
+    from pipeline.detect.classifiers import KerasWindows, log_odds
+    from pipeline.train.preprocess import Preprocessor
+
+    preprocessor = Preprocessor(scale=True, mean=(30.0,))
+    classifier = KerasWindows(keras_model, preprocessor, (16, 16), 1, ["background", "obj"], 8)
+    pixels = np.random.default_rng(1).integers(0, 256, (5, 16, 16, 1), dtype=np.uint8)
+    dense = keras_model.layers[-1]
+    features = preprocessor(pixels).reshape(5, -1).astype(np.float64)
+    kernel, bias = (np.asarray(w, np.float64) for w in dense.get_weights())
+    np.testing.assert_allclose(classifier.scores(pixels), log_odds(features @ kernel + bias),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_a_short_batch_is_padded_to_a_power_of_two_at_most_the_batch_size():
     from pipeline.detect.classifiers import batch_shape
 

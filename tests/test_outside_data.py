@@ -17,7 +17,7 @@ weights file as a changed dep. It ran in all four experiments once (a TensorFlow
 MobileNet each), yet a path outside is an absolute one in a copy, whichever experiment reads it,
 and DVC resolves each path form (absolute, ``$PWD/../``, relative) alike for every dep, as the
 source's deps show. The copy's dvc.yaml keeps only the four stages: DVC parses it whole in
-every command.
+every command. The two tests before it run the stages in this process, by Click's test runner.
 """
 
 from __future__ import annotations
