@@ -32,10 +32,32 @@ class AugmentParams(Section):
     shift: float = Field(0.0, ge=0.0, lt=1.0, description="Max translation, fraction of size.")
     zoom: float = Field(0.0, ge=0.0, lt=1.0, description="Max zoom in or out, fraction.")
     contrast: float = Field(0.0, ge=0.0, lt=1.0, description="Max contrast change, fraction.")
+    vertical_flip: bool = Field(
+        False, description="Random vertical flip (wrong where up and down differ: digits, scenes)."
+    )
+    shear: float = Field(0.0, ge=0.0, lt=1.0, description="Max shear along x and y, fraction.")
+    brightness: float = Field(
+        0.0, ge=0.0, le=1.0, description="Max brightness change, fraction of the 0-255 range."
+    )
+    saturation: float = Field(
+        0.0, ge=0.0, le=1.0, description="Max saturation change: 0 none, 1 anywhere from grey to full."
+    )
+    hue: float = Field(0.0, ge=0.0, le=1.0, description="Max hue shift, fraction of the hue circle.")
+    noise: float = Field(
+        0.0, ge=0.0, le=255.0, description="Std of added Gaussian noise, in pixel values (0-255)."
+    )
+    rand_augment: int = Field(
+        0, ge=0, le=14, description="RandAugment: ops drawn per image (0: off)."
+    )
+    rand_augment_magnitude: float = Field(
+        0.5, gt=0.0, le=1.0, description="RandAugment: strength of each op, 0-1."
+    )
 
     @property
     def enabled(self) -> bool:
-        return self.flip or any((self.rotation, self.shift, self.zoom, self.contrast))
+        return self.flip or self.vertical_flip or any((
+            self.rotation, self.shift, self.zoom, self.contrast, self.shear, self.brightness,
+            self.saturation, self.hue, self.noise, self.rand_augment))
 
 
 class LoaderParams(Section):

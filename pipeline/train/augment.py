@@ -2,7 +2,12 @@
 from ``(seed, epoch, batch)``, so a run resumed after a kill sees the same augmented images.
 
 Keras does the work (``RandomFlip``, ``RandomRotation``, ``RandomTranslation``, ``RandomZoom``,
-``RandomContrast``). Called as layers they draw from a ``SeedGenerator`` that lives in the layer
+``RandomContrast``, ``RandomShear``, ``RandomBrightness``, ``RandomSaturation``, ``RandomHue``,
+``RandAugment``; Gaussian noise is :class:`GaussianNoise` here, since ``keras.layers.GaussianNoise``
+is a regulariser with no ``get_random_transformation``). Random crops are not here: they are
+``preprocess.crop``, drawn by the loader from its own ``(seed, epoch, batch)`` stream.
+
+Called as layers they draw from a ``SeedGenerator`` that lives in the layer
 and advances with every call; that state is not in the training backup, so a resumed run would
 draw other transforms than an uninterrupted one. :class:`Augmenter` instead calls each layer's
 ``get_random_transformation`` with a fresh ``keras.random.SeedGenerator`` seeded for the batch
@@ -28,10 +33,28 @@ if TYPE_CHECKING:
 STREAM = 2
 
 
+class GaussianNoise:
+    """Adds Gaussian noise of standard deviation ``stddev`` (pixel values), clipped to 0-255; the
+    noise is drawn from the batch's seed generator with ``keras.random.normal``."""
+
+    def __init__(self, stddev: float):
+        self.stddev = stddev
+
+    def get_random_transformation(self, x, training: bool = True, seed=None):
+        import keras
+
+        return keras.random.normal(keras.ops.shape(x), stddev=self.stddev, seed=seed)
+
+    def transform_images(self, x, transformation, training: bool = True):
+        import keras
+
+        return keras.ops.clip(x + transformation, 0.0, 255.0)
+
+
 class Augmenter:
     """The enabled augmentation layers, applied in order with per-batch randomness."""
 
-    def __init__(self, layers: Sequence[keras.layers.Layer], seed: int):
+    def __init__(self, layers: Sequence[keras.layers.Layer | GaussianNoise], seed: int):
         self.layers = list(layers)
         self.seed = seed
 
@@ -62,9 +85,11 @@ def build(params: AugmentParams, seed: int) -> Augmenter | None:
         return None
     import keras
 
-    layers: list[keras.layers.Layer] = []
-    if params.flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    layers: list[keras.layers.Layer | GaussianNoise] = []
+    flip = {(True, False): "horizontal", (False, True): "vertical",
+            (True, True): "horizontal_and_vertical"}.get((params.flip, params.vertical_flip))
+    if flip:
+        layers.append(keras.layers.RandomFlip(flip, seed=seed))
     if params.rotation:
         layers.append(keras.layers.RandomRotation(params.rotation, fill_mode="reflect", seed=seed))
     if params.shift:
@@ -74,4 +99,22 @@ def build(params: AugmentParams, seed: int) -> Augmenter | None:
         layers.append(keras.layers.RandomZoom(params.zoom, fill_mode="reflect", seed=seed))
     if params.contrast:
         layers.append(keras.layers.RandomContrast(params.contrast, value_range=(0, 255), seed=seed))
+    if params.shear:
+        layers.append(keras.layers.RandomShear(params.shear, params.shear, fill_mode="reflect",
+                                               seed=seed))
+    if params.brightness:
+        layers.append(keras.layers.RandomBrightness(params.brightness, value_range=(0, 255),
+                                                    seed=seed))
+    if params.saturation:
+        # Keras's factor 0.5 keeps the saturation, 0 is grey and 1 fully saturated
+        half = params.saturation / 2
+        layers.append(keras.layers.RandomSaturation((0.5 - half, 0.5 + half), value_range=(0, 255),
+                                                    seed=seed))
+    if params.hue:
+        layers.append(keras.layers.RandomHue(params.hue, value_range=(0, 255), seed=seed))
+    if params.rand_augment:
+        layers.append(keras.layers.RandAugment(value_range=(0, 255), num_ops=params.rand_augment,
+                                               factor=params.rand_augment_magnitude, seed=seed))
+    if params.noise:
+        layers.append(GaussianNoise(params.noise))
     return Augmenter(layers, seed)
