@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pipeline.config import AugmentParams
-from pipeline.train.augment import build
+from pipeline.train.augment import build, write_preview
 
 #: A tiny colour batch (0-255, float32) with structure, so every transform shows.
 IMAGES = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3)).astype(np.float32)
@@ -39,3 +39,12 @@ def test_vertical_flip_only_with_its_switch() -> None:
         flipped = [np.array_equal(o, m) for o, m in zip(out, mirrored, strict=True)]
         kept = [np.array_equal(o, i) for o, i in zip(out, image, strict=True)]
         assert all(f or k for f, k in zip(flipped, kept, strict=True)) and any(flipped)
+
+
+def test_preview_png(tmp_path) -> None:
+    target = tmp_path / "plots" / "augment.png"
+    write_preview(build(AugmentParams(flip=True, hue=0.2), 0), IMAGES.astype(np.uint8), target)
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    grey = IMAGES[..., :1].astype(np.uint8)
+    write_preview(build(AugmentParams(noise=5.0), 0), grey, target)
+    assert target.stat().st_size > 0

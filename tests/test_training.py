@@ -85,6 +85,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     straight = subprocess.run(train_cmd(tmp_path, "straight"), cwd=tmp_path, env=env(),
                               capture_output=True, text=True)
     assert straight.returncode == 0, straight.stderr
+    assert (tmp_path / "straight" / "live" / "plots" / "augment.png").stat().st_size > 0
 
     proc = subprocess.Popen(train_cmd(tmp_path, "killed"), cwd=tmp_path, env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -19,11 +19,13 @@ depend on what ran before, on the order batches are made in, or on the loader's 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from pipeline.config import AugmentParams
+from pipeline.io.atomic import atomic_path
 
 if TYPE_CHECKING:
     import keras
@@ -118,3 +120,27 @@ def build(params: AugmentParams, seed: int) -> Augmenter | None:
     if params.noise:
         layers.append(GaussianNoise(params.noise))
     return Augmenter(layers, seed)
+
+
+def write_preview(augmenter: Augmenter, images: np.ndarray, target: Path) -> None:
+    """A PNG (matplotlib) of ``images`` (a few, uint8) above the same images augmented as batch
+    0 of epoch 0: what the augmentation does, before crop and normalisation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    after = np.clip(augmenter(images.astype(np.float32), 0, 0), 0, 255).astype(np.uint8)
+    n = len(images)
+    fig, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.6), squeeze=False)
+    for row, (name, batch) in enumerate((("before", images), ("after", after))):
+        for ax, image in zip(axes[row], batch, strict=True):
+            ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray",
+                      vmin=0, vmax=255)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row][0].set_ylabel(name)
+    fig.tight_layout()
+    with atomic_path(target, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=90)
+    plt.close(fig)

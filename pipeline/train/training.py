@@ -89,6 +89,9 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     initial_epoch = run.resume()
     fit_train, steps_per_epoch = fit_data(train_data, initial_epoch, tp.epochs)
     with run.logging(initial_epoch, parameters=int(model.count_params())):
+        if train_data.augment is not None:  # after dvclive set up its plots folder
+            augment.write_preview(train_data.augment, train_split.read(0, 8),
+                                  live_dir / "plots" / "augment.png")
         weights = (class_weights(train_split.labels, classes) if tp.class_weight == "balanced"
                    else None)
         model.fit(
