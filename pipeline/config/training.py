@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from pipeline.config.base import Optimizer, PosInt, Section
+from pipeline.config.base import (
+    AccumulateSteps,
+    ClipNorm,
+    ClipValue,
+    Ema,
+    EmaMomentum,
+    Optimizer,
+    PosInt,
+    Section,
+)
 from pipeline.models import ARCHITECTURES
 
 
@@ -52,12 +61,40 @@ class AugmentParams(Section):
     rand_augment_magnitude: float = Field(
         0.5, gt=0.0, le=1.0, description="RandAugment: strength of each op, 0-1."
     )
+    mixup_alpha: float = Field(
+        0.0, ge=0.0, le=1.0, description="MixUp: blend each image with another of its batch, "
+        "labels alike, by a Beta(alpha, alpha) weight (0: off; labels become one-hot)."
+    )
+    cutmix_alpha: float = Field(
+        0.0, ge=0.0, le=1.0, description="CutMix: paste a box of another image of the batch, "
+        "labels by area, Beta(alpha, alpha) (0: off). With mixup_alpha: one of the two per "
+        "batch, at random."
+    )
+
+    @property
+    def mixes(self) -> bool:
+        """MixUp or CutMix is on: batches need one-hot labels."""
+        return bool(self.mixup_alpha or self.cutmix_alpha)
 
     @property
     def enabled(self) -> bool:
-        return self.flip or self.vertical_flip or any((
+        return self.flip or self.vertical_flip or self.mixes or any((
             self.rotation, self.shift, self.zoom, self.contrast, self.shear, self.brightness,
             self.saturation, self.hue, self.noise, self.rand_augment))
+
+
+#: Smoothing of one-hot labels, shared by train and finetune.
+LabelSmoothing = Annotated[float, Field(
+    0.0, ge=0.0, lt=1.0, description="Cross-entropy against one-hot labels smoothed by this "
+    "(0: off). When on, or with mixup/cutmix, labels are one-hot and the loss categorical.")]
+
+
+def mixing_needs_pairs(augment: AugmentParams, info: ValidationInfo) -> AugmentParams:
+    """MixUp and CutMix pair images within a batch: a batch of one has none to mix with."""
+    if augment.mixes and info.data.get("batch_size") == 1:
+        raise ValueError("mixup_alpha and cutmix_alpha mix images within a batch; "
+                         "batch_size 1 has none to mix with")
+    return augment
 
 
 class LoaderParams(Section):
@@ -77,11 +114,17 @@ class ArchParams(Section):
     """Architecture knobs; ``null`` keeps each architecture's published default."""
 
     width: float = Field(1.0, gt=0.0, le=8.0, description="Multiplier on every layer's filters/units.")
-    activation: Literal["relu", "elu", "gelu", "swish", "leaky_relu", "tanh"] = Field(
-        "relu", description="Hidden activation."
+    activation: Literal["relu", "elu", "gelu", "swish", "leaky_relu", "tanh", "sigmoid",
+                        "maxout"] = Field(
+        "relu", description="Hidden activation. maxout: the layer before it computes "
+        "maxout_pieces linear pieces per unit, the unit is their maximum (not resnet)."
     )
+    leaky_slope: float = Field(0.2, ge=0.0, lt=1.0, description="leaky_relu: negative slope.")
+    elu_alpha: float = Field(1.0, gt=0.0, le=10.0, description="elu: alpha (value for x -> -inf).")
+    maxout_pieces: int = Field(2, ge=2, le=8, description="maxout: linear pieces per unit.")
     initializer: Literal["he_normal", "he_uniform", "glorot_uniform", "glorot_normal",
-                         "lecun_normal"] = Field("he_normal", description="Kernel initializer.")
+                         "lecun_normal", "lecun_uniform"] = Field(
+        "he_normal", description="Kernel initializer.")
     l2: float | None = Field(None, ge=0.0, lt=1.0, description="L2 weight decay on kernels.")
     dropout: float | None = Field(None, ge=0.0, lt=1.0, description="Dropout rate of the head.")
     batch_norm: bool | None = Field(None, description="Batch norm after convolutions.")
@@ -144,6 +187,11 @@ class TrainParams(Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
     nesterov: bool = Field(False, description="SGD: Nesterov momentum.")
     weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="AdamW decoupled weight decay.")
+    clipnorm: ClipNorm = None
+    clipvalue: ClipValue = None
+    ema: Ema = False
+    ema_momentum: EmaMomentum = 0.99
+    accumulate_steps: AccumulateSteps = 1
     schedule: ScheduleParams = ScheduleParams(kind="cosine")
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     checkpoint_monitor: str = Field(
@@ -152,7 +200,11 @@ class TrainParams(Section):
     class_weight: Literal["none", "balanced"] = Field(
         "none", description="balanced: weight classes by inverse frequency."
     )
-    mixed_precision: bool = Field(False, description="mixed_float16 compute (for GPUs).")
+    mixed_precision: Literal["none", "float16", "bfloat16"] = Field(
+        "none", description="Compute in this type, variables and the softmax in float32 (Keras "
+        "mixed_float16 / mixed_bfloat16 policy); float16 is for GPUs, bfloat16 for GPUs and "
+        "CPUs with bf16 units. Old files' true/false read as float16/none."
+    )
     jit_compile: Literal["auto", "true", "false"] = Field("auto", description="XLA compilation.")
     deterministic: bool = Field(True, description="TensorFlow: deterministic ops (CPU repeats).")
     preprocess: PreprocessParams = PreprocessParams()
@@ -163,5 +215,27 @@ class TrainParams(Section):
         description="Search trial this run reports each epoch's validation metric to (set by "
         "`cvpipe search run`; empty: none).",
     )
+
+    @field_validator("arch")
+    @classmethod
+    def _maxout_needs_a_layer(cls, arch: ArchParams, info: ValidationInfo) -> ArchParams:
+        if arch.activation == "maxout" and info.data.get("model") == "resnet":
+            raise ValueError("activation maxout needs the layer before each activation to widen; "
+                             "resnet's pre-activation blocks have none")
+        return arch
+
+    @field_validator("early_stopping")
+    @classmethod
+    def _ema_keeps_its_average(cls, es: EarlyStoppingParams,
+                               info: ValidationInfo) -> EarlyStoppingParams:
+        if es.enabled and es.restore_best and info.data.get("ema"):
+            raise ValueError("restore_best would put an epoch's raw weights back over the ema "
+                             "average; set restore_best: false or ema: false")
+        return es
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _old_bool(cls, value: object) -> object:
+        return {True: "float16", False: "none"}.get(value, value) if isinstance(value, bool) else value
 
 

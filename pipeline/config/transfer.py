@@ -6,7 +6,16 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.config.base import Optimizer, PosInt, Section
+from pipeline.config.base import (
+    AccumulateSteps,
+    ClipNorm,
+    ClipValue,
+    Ema,
+    EmaMomentum,
+    Optimizer,
+    PosInt,
+    Section,
+)
 from pipeline.config.training import AugmentParams, LoaderParams, ScheduleParams
 from pipeline.models import BACKBONES
 
@@ -94,6 +103,11 @@ class PhaseParams(Section):
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="AdamW weight decay.")
+    clipnorm: ClipNorm = None
+    clipvalue: ClipValue = None
+    ema: Ema = False
+    ema_momentum: EmaMomentum = 0.99
+    accumulate_steps: AccumulateSteps = 1
     schedule: ScheduleParams = ScheduleParams()
 
 

@@ -36,14 +36,19 @@ from pipeline.train.callbacks import EpochLine, EpochSeeds, LiveLogger
 from pipeline.train.history import CLASSIFIER_PANELS, live_run
 
 
-def configure_backend(seed: int, deterministic: bool, mixed_precision: bool = False) -> None:
-    """Seed everything; deterministic TensorFlow ops and the mixed-precision policy."""
+#: ``mixed_precision`` in params -> the Keras dtype policy every layer built afterwards takes.
+POLICIES = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+
+
+def configure_backend(seed: int, deterministic: bool, mixed_precision: str = "none") -> None:
+    """Seed everything; deterministic TensorFlow ops and the mixed-precision policy
+    (``none``, ``float16``, ``bfloat16``: variables stay float32, layers compute in that type)."""
     keras.utils.set_random_seed(seed)
     if deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+    keras.config.set_dtype_policy(POLICIES[mixed_precision])
 
 
 class TrainingRun:
@@ -51,7 +56,7 @@ class TrainingRun:
     dvclive folder. Creating it seeds the backend, so create it before building any model."""
 
     def __init__(self, stage: str, checkpoint_dir: Path, live_dir: Path, seed: int,
-                 deterministic: bool, mixed_precision: bool = False):
+                 deterministic: bool, mixed_precision: str = "none"):
         configure_backend(seed, deterministic, mixed_precision)
         self.stage, self.checkpoint_dir, self.live_dir, self.seed = stage, checkpoint_dir, live_dir, seed
         self.fingerprint = ""
