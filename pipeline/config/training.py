@@ -198,8 +198,10 @@ class TrainParams(Section):
         "val_loss", description="Metric that picks the best epoch's model (best.keras)."
     )
     class_weight: Literal["none", "balanced"] = Field(
-        "none", description="balanced: weight classes by inverse frequency."
+        "none", description="balanced: weight classes by inverse frequency (with one-hot "
+        "labels, by each image's largest label)."
     )
+    label_smoothing: LabelSmoothing = 0.0
     mixed_precision: Literal["none", "float16", "bfloat16"] = Field(
         "none", description="Compute in this type, variables and the softmax in float32 (Keras "
         "mixed_float16 / mixed_bfloat16 policy); float16 is for GPUs, bfloat16 for GPUs and "
@@ -232,6 +234,8 @@ class TrainParams(Section):
             raise ValueError("restore_best would put an epoch's raw weights back over the ema "
                              "average; set restore_best: false or ema: false")
         return es
+
+    _mixing_needs_pairs = field_validator("augment")(mixing_needs_pairs)
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import (
     AccumulateSteps,
@@ -16,7 +16,13 @@ from pipeline.config.base import (
     PosInt,
     Section,
 )
-from pipeline.config.training import AugmentParams, LoaderParams, ScheduleParams
+from pipeline.config.training import (
+    AugmentParams,
+    LabelSmoothing,
+    LoaderParams,
+    ScheduleParams,
+    mixing_needs_pairs,
+)
 from pipeline.models import BACKBONES
 
 
@@ -134,7 +140,10 @@ class FinetuneParams(Section):
     batch_size: PosInt = 32
     checkpoint_monitor: str = Field("val_loss", description="Metric that picks best.keras.")
     deterministic: bool = Field(True, description="TensorFlow: deterministic ops.")
+    label_smoothing: LabelSmoothing = 0.0
     augment: AugmentParams = AugmentParams()
     loader: LoaderParams = LoaderParams()
+
+    _mixing_needs_pairs = field_validator("augment")(mixing_needs_pairs)
 
 

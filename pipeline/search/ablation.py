@@ -54,7 +54,8 @@ DEFAULT_METRICS: dict[str, str] = {
 
 _AUGMENT_OFF = {"flip": False, "rotation": 0.0, "shift": 0.0, "zoom": 0.0, "contrast": 0.0,
                 "vertical_flip": False, "shear": 0.0, "brightness": 0.0, "saturation": 0.0,
-                "hue": 0.0, "noise": 0.0, "rand_augment": 0}
+                "hue": 0.0, "noise": 0.0, "rand_augment": 0, "mixup_alpha": 0.0,
+                "cutmix_alpha": 0.0}
 _WEIGHTS_OFF = {"backbone.weights": "none"}
 
 

@@ -14,6 +14,11 @@ draw other transforms than an uninterrupted one. :class:`Augmenter` instead call
 (as Keras's own ``RandAugment`` passes its seed to the layers it wraps), then
 ``transform_images``. Nothing is carried from one batch to the next, so the result does not
 depend on what ran before, on the order batches are made in, or on the loader's worker threads.
+
+MixUp and CutMix (``keras.layers.MixUp``, ``keras.layers.CutMix``) mix images of a batch and
+their one-hot labels alike (``transform_labels``), after the other layers, from a stream of their
+own: turning them on leaves every other draw as it was. With both on, each batch gets one of the
+two, drawn from that stream with even odds (as timm's ``Mixup`` switches between them).
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ if TYPE_CHECKING:
 #: Tags the augmentation's random stream of a batch apart from the crop's ``(seed, epoch, batch)``
 #: and the DCGAN noise's ``(seed, epoch, batch, 1)``.
 STREAM = 2
+#: Tags MixUp's and CutMix's stream of a batch.
+MIX_STREAM = 3
 
 
 class GaussianNoise:
@@ -54,16 +61,40 @@ class GaussianNoise:
 
 
 class Augmenter:
-    """The enabled augmentation layers, applied in order with per-batch randomness."""
+    """The enabled augmentation layers, applied in order with per-batch randomness, and the
+    batch mixers (MixUp, CutMix: one of them per batch)."""
 
-    def __init__(self, layers: Sequence[keras.layers.Layer | GaussianNoise], seed: int):
+    def __init__(self, layers: Sequence[keras.layers.Layer | GaussianNoise], seed: int,
+                 mixers: Sequence[keras.layers.Layer] = ()):
         self.layers = list(layers)
+        self.mixers = list(mixers)
         self.seed = seed
 
-    def batch_seed(self, epoch: int, batch: int) -> int:
+    def batch_seed(self, epoch: int, batch: int, stream: int = STREAM) -> int:
         """The seed of batch ``batch`` of epoch ``epoch`` (a function of those and the seed)."""
-        rng = np.random.default_rng([self.seed, epoch, batch, STREAM])
+        rng = np.random.default_rng([self.seed, epoch, batch, stream])
         return int(rng.integers(2**31 - 1))
+
+    def mix(self, images: np.ndarray, labels: np.ndarray, epoch: int,
+            batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """``images`` (0-255) and their one-hot ``labels`` (float) mixed as batch ``batch`` of
+        ``epoch``; unchanged without mixers."""
+        if not self.mixers:
+            return images, labels
+        import keras
+
+        generator = keras.random.SeedGenerator(self.batch_seed(epoch, batch, MIX_STREAM))
+        pick = 0
+        if len(self.mixers) > 1:
+            draw = keras.random.randint((), 0, len(self.mixers), seed=generator)
+            pick = int(keras.ops.convert_to_numpy(draw))
+        mixer = self.mixers[pick]
+        x = keras.ops.convert_to_tensor(images, dtype="float32")
+        y = keras.ops.convert_to_tensor(labels, dtype="float32")
+        transformation = mixer.get_random_transformation(x, training=True, seed=generator)
+        x = mixer.transform_images(x, transformation, training=True)
+        y = mixer.transform_labels(y, transformation, training=True)
+        return keras.ops.convert_to_numpy(x), keras.ops.convert_to_numpy(y)
 
     def __call__(self, images: np.ndarray, epoch: int, batch: int) -> np.ndarray:
         """``images`` (a batch, pixel values 0-255) transformed as batch ``batch`` of ``epoch``."""
@@ -119,18 +150,28 @@ def build(params: AugmentParams, seed: int) -> Augmenter | None:
                                                factor=params.rand_augment_magnitude, seed=seed))
     if params.noise:
         layers.append(GaussianNoise(params.noise))
-    return Augmenter(layers, seed)
+    mixers: list[keras.layers.Layer] = []
+    if params.mixup_alpha:
+        mixers.append(keras.layers.MixUp(params.mixup_alpha, seed=seed, dtype="float32"))
+    if params.cutmix_alpha:
+        # Keras draws CutMix's alpha from the range `factor`; a range of one value is Beta(a, a)
+        mixers.append(keras.layers.CutMix((params.cutmix_alpha, params.cutmix_alpha), seed=seed,
+                                          dtype="float32"))
+    return Augmenter(layers, seed, mixers)
 
 
 def write_preview(augmenter: Augmenter, images: np.ndarray, target: Path) -> None:
-    """A PNG (matplotlib) of ``images`` (a few, uint8) above the same images augmented as batch
-    0 of epoch 0: what the augmentation does, before crop and normalisation."""
+    """A PNG (matplotlib) of ``images`` (a few, uint8) above the same images augmented (and
+    mixed with each other) as batch 0 of epoch 0: what the augmentation does, before crop and
+    normalisation."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    after = np.clip(augmenter(images.astype(np.float32), 0, 0), 0, 255).astype(np.uint8)
+    after = augmenter(images.astype(np.float32), 0, 0)
+    after, _ = augmenter.mix(after, np.eye(len(images), dtype=np.float32), 0, 0)
+    after = np.clip(after, 0, 255).astype(np.uint8)
     n = len(images)
     fig, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.6), squeeze=False)
     for row, (name, batch) in enumerate((("before", images), ("after", after))):

@@ -41,9 +41,10 @@ def _runs(sorted_idx: np.ndarray) -> list[tuple[int, int]]:
 class HDF5Loader(keras.utils.PyDataset):
     """A ``keras.utils.PyDataset`` over one split file, yielding ``(images, labels)``.
 
-    Labels are class indices (use a sparse loss). With ``shuffle`` the order changes every epoch;
-    ``augment`` (:class:`pipeline.train.augment.Augmenter`) and random crops apply only when
-    ``training``.
+    Labels are class indices (use a sparse loss), or with ``one_hot`` (the number of classes)
+    one-hot float32 rows (a categorical loss; MixUp and CutMix need them). With ``shuffle`` the
+    order changes every epoch; ``augment`` (:class:`pipeline.train.augment.Augmenter`, its
+    mixers included) and random crops apply only when ``training``.
     Pass ``shuffle=False`` to ``model.fit``: the loader shuffles, Keras need not.
     """
 
@@ -60,6 +61,7 @@ class HDF5Loader(keras.utils.PyDataset):
         block_size: int = 256,
         workers: int = 1,
         epoch: int = 0,
+        one_hot: int | None = None,
     ):
         super().__init__(workers=workers, use_multiprocessing=False, max_queue_size=16)
         self.split = Split(path)
@@ -69,6 +71,9 @@ class HDF5Loader(keras.utils.PyDataset):
         self.preprocessor = preprocessor
         self.training = training
         self.augment = augment if training else None
+        if self.augment is not None and self.augment.mixers and not one_hot:
+            raise ValueError("MixUp and CutMix mix labels: the loader needs one_hot=<classes>")
+        self.one_hot = one_hot
         self.seed = seed
         self.block_size = block_size
         self.in_memory = self.split.nbytes <= memory_limit_mb * 2**20
@@ -160,18 +165,22 @@ class HDF5Loader(keras.utils.PyDataset):
             raise IndexError(f"batch {index} out of range 0..{len(self) - 1}")
         images = self._batch_images(index)
         labels = self.split.labels[self.batch_indices(index)].astype(np.int32, copy=False)
+        if self.one_hot:
+            labels = np.eye(self.one_hot, dtype=np.float32)[labels]
         if not self.training:
             return self.preprocessor(images), labels
         rng = np.random.default_rng([self.seed, self.epoch, index])
         images = self.preprocessor.crop_batch(images, rng)
         if self.augment is not None:
             images = self.augment(images.astype(np.float32), self.epoch, index)
+            images, labels = self.augment.mix(images, labels, self.epoch, index)
         return self.preprocessor.normalise(images), labels
 
     def signature(self) -> list[tuple[str, tuple[int | None, ...]]]:
         """dtype and shape (batch dimension ``None``) of each array a batch holds."""
         shape = self.preprocessor.output_shape(self.split.shape[1:])
-        return [("float32", (None, *shape)), ("int32", (None,))]
+        labels = ("float32", (None, self.one_hot)) if self.one_hot else ("int32", (None,))
+        return [("float32", (None, *shape)), labels]
 
     def close(self) -> None:
         """Close the HDF5 handle used for streaming."""

@@ -1,7 +1,10 @@
 """Training a classifier from the zoo with ``model.fit`` on the HDF5 loader (the ``train`` stage).
 
 The run itself (seed, resume after a kill, dvclive logging, backup and best model, atomic save)
-is :class:`pipeline.train.lifecycle.TrainingRun`.
+is :class:`pipeline.train.lifecycle.TrainingRun`. Labels are class indices and the loss sparse
+cross-entropy, unless labels are smoothed or images mixed (MixUp, CutMix): then every batch,
+validation's too, carries one-hot labels and Keras's ``CategoricalCrossentropy`` (with its
+``label_smoothing``) scores them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from pipeline.config import Params, TrainParams
+from pipeline.config import FinetuneParams, Params, TrainParams
 from pipeline.io.atomic import read_json
 from pipeline.io.hdf5 import Split
 from pipeline.models import zoo as models
@@ -33,13 +36,30 @@ def preprocessor_for(params: TrainParams, hdf5_dir: Path) -> Preprocessor:
     return Preprocessor(scale=params.preprocess.scale, mean=mean, crop=tuple(crop) if crop else None)
 
 
+def one_hot(params: TrainParams | FinetuneParams) -> bool:
+    """Whether ``params`` need one-hot labels: smoothed, or mixed by MixUp/CutMix."""
+    return params.label_smoothing > 0 or params.augment.mixes
+
+
 def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer, classes: int,
-                  jit_compile: str = "auto") -> None:
-    """Sparse cross-entropy, accuracy, and rank-5 accuracy when there are more than 5 classes."""
-    metrics: list[Any] = ["accuracy"]
+                  jit_compile: str = "auto", *, one_hot: bool = False,
+                  label_smoothing: float = 0.0) -> None:
+    """Cross-entropy, accuracy, and rank-5 accuracy when there are more than 5 classes: sparse
+    (labels are class indices), or with ``one_hot`` categorical, smoothed by ``label_smoothing``."""
+    if label_smoothing and not one_hot:
+        raise ValueError(f"label_smoothing {label_smoothing} needs one-hot labels")
+    jit = {"auto": "auto", "true": True, "false": False}[jit_compile]
+    metrics: list[Any]
+    if one_hot:
+        loss: Any = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if classes > 5:
+            metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="rank5"))
+        model.compile(optimizer, loss, metrics=metrics, jit_compile=jit)
+        return
+    metrics = ["accuracy"]
     if classes > 5:
         metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="rank5"))
-    jit = {"auto": "auto", "true": True, "false": False}[jit_compile]
     model.compile(optimizer, "sparse_categorical_crossentropy", metrics=metrics, jit_compile=jit)
 
 
@@ -66,11 +86,12 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     run = TrainingRun("train", checkpoint_dir, live_dir, params.base.seed, tp.deterministic,
                       tp.mixed_precision)
     train_split = Split(hdf5_dir / "train.h5")
+    classes = len(train_split.classes)
     preprocessor = preprocessor_for(tp, hdf5_dir)
     loader_args = {
         "batch_size": tp.batch_size, "preprocessor": preprocessor, "seed": params.base.seed,
         "memory_limit_mb": tp.loader.memory_limit_mb, "block_size": tp.loader.block_size,
-        "workers": tp.loader.workers,
+        "workers": tp.loader.workers, "one_hot": classes if one_hot(tp) else None,
     }
     train_data = HDF5Loader(
         train_split.path, training=True, augment=augment.build(tp.augment, params.base.seed),
@@ -79,9 +100,9 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     val_path = hdf5_dir / "val.h5"
     val_data = HDF5Loader(val_path, **loader_args) if len(Split(val_path)) else None
 
-    classes = len(train_split.classes)
     model = models.build(tp.model, preprocessor.output_shape(train_split.shape[1:]), classes, tp.arch)
-    compile_model(model, make_optimizer(tp, len(train_data)), classes, tp.jit_compile)
+    compile_model(model, make_optimizer(tp, len(train_data)), classes, tp.jit_compile,
+                  one_hot=one_hot(tp), label_smoothing=tp.label_smoothing)
     print(f"{model.name}: {model.count_params():,} parameters, {len(train_split)} training images")
 
     run.identify({"train": tp.model_dump(mode="json", exclude={"early_stopping"})}, model,

@@ -21,7 +21,7 @@ from pipeline.train.lifecycle import TrainingRun
 from pipeline.train.loader import HDF5Loader, eval_data, fit_data
 from pipeline.train.preprocess import Preprocessor
 from pipeline.train.schedules import make_optimizer
-from pipeline.train.training import compile_model, save
+from pipeline.train.training import compile_model, one_hot, save
 
 
 def build_model(body: keras.Model, head: HeadParams, classes: int,
@@ -73,18 +73,18 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     fp, bp, seed = params.finetune, params.backbone, params.base.seed
     run = TrainingRun("finetune", checkpoint_dir, live_dir, seed, fp.deterministic)
     train_split = Split(hdf5_dir / "train.h5")
+    classes = len(train_split.classes)
     preprocessor = Preprocessor(size=tuple(bp.image_size), rgb=True, backbone=bp.name)
     loader_args = {
         "batch_size": fp.batch_size, "preprocessor": preprocessor, "seed": seed,
         "memory_limit_mb": fp.loader.memory_limit_mb, "block_size": fp.loader.block_size,
-        "workers": fp.loader.workers,
+        "workers": fp.loader.workers, "one_hot": classes if one_hot(fp) else None,
     }
     train_data = HDF5Loader(train_split.path, training=True,
                             augment=augment.build(fp.augment, seed), **loader_args)
     val_path = hdf5_dir / "val.h5"
     val_data = HDF5Loader(val_path, **loader_args) if len(Split(val_path)) else None
 
-    classes = len(train_split.classes)
     body = backbones.build(bp.name, bp.weights, tuple(bp.image_size), bp.alpha)
     pretrained = bp.weights != "none"
     model = build_model(body, fp.head, classes, pretrained)
@@ -99,8 +99,7 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     if start == 0:
         best.unlink(missing_ok=True)
     with run.logging(start, parameters=int(model.count_params())):
-        fit = _Phases(run, model, train_data, val_data, fp.checkpoint_monitor, classes,
-                      epochs=fp.warmup.epochs + fp.unfreeze.epochs)
+        fit = _Phases(run, model, train_data, val_data, fp, classes)
         if not warm_done:
             body.trainable = False
             print(f"finetune: warm-up, body frozen: {_trainable(model):,} trainable parameters")
@@ -130,18 +129,20 @@ def _trainable(model: keras.Model) -> int:
 class _Phases:
     """Runs one phase's ``model.fit`` with its own optimizer and backup, on a shared history."""
 
-    def __init__(self, run: TrainingRun, model, train_data, val_data, monitor: str, classes: int,
-                 epochs: int):
+    def __init__(self, run: TrainingRun, model, train_data, val_data, params: FinetuneParams,
+                 classes: int):
         self.run, self.model, self.train_data, self.val_data = run, model, train_data, val_data
-        self.monitor, self.classes = monitor, classes
-        self.epochs = epochs  # both phases', for the epoch lines
+        self.params, self.classes = params, classes
+        self.monitor = params.checkpoint_monitor
+        self.epochs = params.warmup.epochs + params.unfreeze.epochs  # for the epoch lines
 
     def __call__(self, phase: PhaseParams, backup: Path, start: int, offset: int) -> None:
         """Epochs ``offset .. offset + phase.epochs`` of the run, resuming at ``start``."""
         end = offset + phase.epochs
         if start >= end:
             return
-        compile_model(self.model, make_optimizer(phase, len(self.train_data)), self.classes)
+        compile_model(self.model, make_optimizer(phase, len(self.train_data)), self.classes,
+                      one_hot=one_hot(self.params), label_smoothing=self.params.label_smoothing)
         data, steps = fit_data(self.train_data, start, end)
         # The schedule runs over this phase's epochs, counted by the optimizer's own steps.
         self.model.fit(
