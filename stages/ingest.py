@@ -31,7 +31,7 @@ def cli(params_path: Path, out: Path, reports: Path) -> None:
     from pipeline.data.ingest import TooManyRejects, check_rejects, ingest, write_outputs
     from pipeline.io.errors import InputError
 
-    result = ingest(params.ingest)
+    result = ingest(params.ingest, group_column=params.split.group.column)
     refused: TooManyRejects | InputError | None = None
     try:
         check_rejects(result, params.ingest)

@@ -17,29 +17,37 @@ from stages.common import Stage, load_or_exit, params_option
               show_default=True, help="Folder for <split>.csv and classes.json.")
 @click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path),
               default="results/split/counts.json", show_default=True,
-              help="Images per split (DVC metrics); the per-class counts go to report.json "
-              "in the same folder.")
+              help="Images per split and leaked_groups (DVC metrics); the per-class counts "
+              "and fractions go to report.json in the same folder, the groups and what "
+              "crosses splits to leakage.json.")
 def cli(params_path: Path, manifest: Path, out: Path, metrics: Path) -> None:
     """Assign every image to train, train_dev, val or test by its content hash and the seed.
 
-    Adding images never moves existing ones, and duplicates always share a split. Each split's
-    total goes to the metrics file, its per-class counts to ``report.json`` beside it.
+    Adding images never moves existing ones, and duplicates always share a split. With
+    ``split.group``, every group lands in one split, stratified by scikit-learn. Each split's
+    total goes to the metrics file, its per-class counts and fractions to ``report.json``
+    beside it, and the groups that straddle splits to ``leakage.json``.
     """
     params = load_or_exit(params_path)
-    from pipeline.data import split
+    from pipeline.data import groups, split
     from pipeline.io import atomic
     from pipeline.io.tables import read_csv, write_csv
 
     rows = read_csv(manifest)
     classes = atomic.read_json(manifest.parent / "classes.json")
-    groups = split.split_rows(rows, params.base.seed, params.split)
+    root = groups.source_folder(params.ingest.source)
+    parts, leakage = groups.split_manifest(rows, params.base.seed, params.split, root, manifest)
     fields = list(rows[0].keys()) if rows else ["path", "label", "sha256"]
-    for name, members in groups.items():
+    for name, members in parts.items():
         write_csv(out / f"{name}.csv", fields, members)
     atomic.write_json(out / "classes.json", classes)
-    atomic.write_json(metrics, {name: {"total": len(rows)} for name, rows in groups.items()})
-    atomic.write_json(metrics.with_name("report.json"), split.counts(groups, classes))
-    click.echo("split: " + ", ".join(f"{k} {len(v)}" for k, v in groups.items()))
+    atomic.write_json(metrics, {**{name: {"total": len(rows)} for name, rows in parts.items()},
+                                "leaked_groups": leakage["leaked_groups"]})
+    atomic.write_json(metrics.with_name("report.json"), split.counts(parts, classes))
+    atomic.write_json(metrics.with_name("leakage.json"), leakage)
+    click.echo("split: " + ", ".join(f"{k} {len(v)}" for k, v in parts.items())
+               + f"; {leakage['groups']} groups ({leakage['group_by']}), "
+               f"{leakage['leaked_groups']} across splits")
 
 
 if __name__ == "__main__":

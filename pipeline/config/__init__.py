@@ -20,6 +20,7 @@ from pipeline.config.base import (
 from pipeline.config.data import (
     BaseParams,
     EmbedParams,
+    GroupParams,
     Hdf5Params,
     IngestParams,
     SourceParams,
@@ -57,7 +58,7 @@ from pipeline.config.transfer import (
 __all__ = [
     "ArchParams", "AugmentParams", "BackboneParams", "BaseParams", "DcganParams",
     "EarlyStoppingParams", "EmbedParams", "EnsembleParams", "EvaluateParams",
-    "ExtractFeaturesParams", "FinetuneParams", "Fraction", "GanScoreParams", "Hdf5Params",
+    "ExtractFeaturesParams", "FinetuneParams", "Fraction", "GanScoreParams", "GroupParams", "Hdf5Params",
     "HeadParams", "IngestParams", "KeyedError", "LoaderParams", "Optimizer", "OversampleParams",
     "Params", "ParamsError", "ParamsPathError", "PhaseParams", "PosInt", "PreprocessParams",
     "RenamedKeyError", "ScheduleParams", "Section", "SourceParams", "SplitParams",

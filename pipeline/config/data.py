@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.config.base import Fraction, PosInt, Section
 from pipeline.config.detect import ScenesParams
@@ -102,6 +102,55 @@ class IngestParams(Section):
     workers: int = Field(0, ge=0, description="Processes that check images; 0 = one per core.")
 
 
+class GroupParams(Section):
+    """Images that must share a split (a patient's scans): a CSV column or a regex on the path.
+
+    Neither set: every image is its own group (identical copies share one), today's split."""
+
+    column: str = Field(
+        "",
+        description="A column of the source CSV (needs ingest.source.kind csv) naming each "
+        "image's group; ingest carries it into the manifest as `group`. An empty cell: the "
+        "image is its own group.",
+    )
+    pattern: str = Field(
+        "",
+        description="A regex searched in each image's path relative to the source folder "
+        "(ingest.source.path, or the CSV's folder), with `/` separators; its first capture group "
+        "(the whole match if it has none) is the group, e.g. `^(patient\\d+)_`. A path it does "
+        "not match: the image is its own group, listed in results/split/leakage.json.",
+    )
+    method: Literal["stable", "balanced"] = Field(
+        "stable",
+        description="stable: each class's groups in hash order, cut at the fractions (adding "
+        "images moves few groups; each class's fractions are met to about one group); balanced: "
+        "scikit-learn's StratifiedGroupKFold (every class's fractions closest, but adding "
+        "images may move any group).",
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regex: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> GroupParams:
+        if self.column and self.pattern:
+            raise ValueError("set column or pattern, not both")
+        return self
+
+    @property
+    def by(self) -> Literal["none", "column", "pattern"]:
+        """How images are grouped."""
+        return "column" if self.column else "pattern" if self.pattern else "none"
+
+
 class SplitParams(Section):
     """Hash-stable, stratified-in-expectation train/val/test (and train-dev) split."""
 
@@ -110,6 +159,7 @@ class SplitParams(Section):
     train_dev: Fraction = Field(
         0.1, description="Fraction of the training images carved out as a train-dev split (0: none)."
     )
+    group: GroupParams = GroupParams()
 
     @model_validator(mode="after")
     def _leaves_training_data(self) -> SplitParams:

@@ -82,6 +82,14 @@ class Params(Section):
         return self
 
     @model_validator(mode="after")
+    def _group_column_needs_csv(self) -> Params:
+        if self.split.group.column and self.ingest.source.kind != "csv":
+            raise KeyedError(
+                f"split.group.column: a column of the source CSV, so ingest.source.kind must be "
+                f"csv, got {self.ingest.source.kind} (group by the path with split.group.pattern)")
+        return self
+
+    @model_validator(mode="after")
     def _members_are_valid(self) -> Params:
         for name in self.ensemble.members:
             try:

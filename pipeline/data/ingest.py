@@ -31,6 +31,8 @@ from pipeline.io.tables import csv_text
 
 MANIFEST_FIELDS = ["path", "label", "sha256", "bytes", "width", "height", "mode", "format",
                    "source_split"]
+#: The manifest column holding each image's group, present only with ``split.group.column``.
+GROUP_FIELD = "group"
 REJECT_FIELDS = ["path", "reason", "detail", "counted"]
 DUPLICATE_FIELDS = ["sha256", "path", "label", "labels_conflict"]
 #: How many other copies a conflicting-labels reject names in its detail.
@@ -48,6 +50,12 @@ class IngestResult:
     rows: list[dict[str, object]]
     rejects: list[Skip]
     duplicates: dict[str, list[dict[str, object]]] = field(default_factory=dict)
+    grouped: bool = False  # the rows carry a ``group`` (``split.group.column``)
+
+    @property
+    def fields(self) -> list[str]:
+        """The manifest's columns."""
+        return [*MANIFEST_FIELDS, GROUP_FIELD] if self.grouped else MANIFEST_FIELDS
 
     @property
     def classes(self) -> list[str]:
@@ -142,9 +150,10 @@ def _resolve_conflicts(
     return [r for r in rows if id(r) not in dropped], list(dropped.values())
 
 
-def ingest(params: IngestParams) -> IngestResult:
-    """Discover, hash and decode every candidate; never raise for a bad image, list it instead."""
-    candidates, rejects = discover(params.source, params.extensions)
+def ingest(params: IngestParams, group_column: str = "") -> IngestResult:
+    """Discover, hash and decode every candidate; never raise for a bad image, list it instead.
+    ``group_column`` (``split.group.column``, kind csv) is carried into the manifest as ``group``."""
+    candidates, rejects = discover(params.source, params.extensions, group_column)
     candidates, unnamed = _storable(candidates)
     rejects += unnamed
     check = functools.partial(_check, params.max_pixels)
@@ -157,19 +166,21 @@ def ingest(params: IngestParams) -> IngestResult:
         if isinstance(info, RejectedImage):
             rejects.append(Skip(cand.path, info.reason, info.detail))
         else:
-            rows.append(_row(cand, info))
+            rows.append(_row(cand, info, bool(group_column)))
     groups: dict[str, list[dict[str, object]]] = defaultdict(list)
     for row in rows:
         groups[str(row["sha256"])].append(row)
     duplicates = {digest: group for digest, group in groups.items() if len(group) > 1}
     rows, conflicting = _resolve_conflicts(rows, duplicates, params.duplicate_labels)
     rejects += conflicting
-    return IngestResult(rows, sorted(rejects, key=lambda r: str(r.path)), duplicates)
+    return IngestResult(rows, sorted(rejects, key=lambda r: str(r.path)), duplicates,
+                        grouped=bool(group_column))
 
 
-def _row(cand: Candidate, info: ImageInfo) -> dict[str, object]:
-    return {"path": display_path(cand.path), "label": cand.label, **asdict(info),
-            "source_split": cand.split}
+def _row(cand: Candidate, info: ImageInfo, grouped: bool = False) -> dict[str, object]:
+    row = {"path": display_path(cand.path), "label": cand.label, **asdict(info),
+           "source_split": cand.split}
+    return {**row, GROUP_FIELD: cand.group} if grouped else row
 
 
 def check_rejects(result: IngestResult, params: IngestParams) -> None:
@@ -194,7 +205,7 @@ def _json(data: object) -> str:
 
 def manifest_files(result: IngestResult, out_dir: Path) -> dict[Path, str]:
     """``manifest.csv`` (one row per accepted image) and ``classes.json`` (index order)."""
-    return {out_dir / "manifest.csv": csv_text(MANIFEST_FIELDS, result.rows),
+    return {out_dir / "manifest.csv": csv_text(result.fields, result.rows),
             out_dir / "classes.json": _json(result.classes)}
 
 

@@ -19,6 +19,7 @@ class Candidate:
     path: Path
     label: str
     split: str = ""  # a split the source assigns (CSV column ``split``), else empty
+    group: str = ""  # the image's group (the CSV column ``split.group.column``), else empty
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def _files(root: Path, recursive: bool) -> list[Path]:
 
 
 def _by_extension(
-    files: list[tuple[Path, str]] | list[tuple[Path, str, str]], extensions: set[str]
+    files: list[tuple[Path, str]] | list[tuple[Path, str, str, str]], extensions: set[str]
 ) -> tuple[list[Candidate], list[Skip]]:
     keep, skipped = [], []
     for path, label, *split in files:
@@ -81,23 +82,28 @@ SOURCE_SPLITS = ("train", "val", "test")
 
 
 def from_csv(
-    manifest: Path, extensions: set[str], roots: list[str] | tuple[str, ...] = ()
+    manifest: Path, extensions: set[str], roots: list[str] | tuple[str, ...] = (),
+    group_column: str = "",
 ) -> tuple[list[Candidate], list[Skip]]:
     """A CSV with columns ``path,label`` (and optionally ``split``: train, val or test, which the
-    split stage keeps). Paths are relative to the CSV and may not leave its folder, except into
-    one of ``roots`` (``ingest.source.roots``): there absolute paths, ``..`` paths and symlinks
-    are allowed. Where a path lands is decided on its fully resolved form (symlinks followed)."""
+    split stage keeps; and ``group_column``, each image's group, ``split.group.column``).
+    Paths are relative to the CSV and may not leave its folder, except into one of ``roots``
+    (``ingest.source.roots``): there absolute paths, ``..`` paths and symlinks are allowed.
+    Where a path lands is decided on its fully resolved form (symlinks followed)."""
     root = manifest.parent.resolve()
     allowed = [root, *(Path(r).resolve() for r in roots)]
     where = (f"outside {root} and ingest.source.roots ({', '.join(map(str, allowed[1:]))})"
              if roots else f"outside {root} (list its folder in ingest.source.roots to allow it)")
-    rows: list[tuple[Path, str, str]] = []
+    rows: list[tuple[Path, str, str, str]] = []
     skipped: list[Skip] = []
     with manifest.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         missing = {"path", "label"} - set(reader.fieldnames or [])
         if missing:
             raise InputError(f"{manifest} needs columns path,label; missing {sorted(missing)}")
+        if group_column and group_column not in (reader.fieldnames or []):
+            raise InputError(f"{manifest} has no column {group_column!r} (split.group.column); "
+                             f"its columns: {', '.join(reader.fieldnames or [])}")
         for line, row in enumerate(reader, start=2):
             raw, label = (row["path"] or "").strip(), (row["label"] or "").strip()
             split = (row.get("split") or "").strip()
@@ -112,13 +118,17 @@ def from_csv(
             elif not path.is_file():
                 skipped.append(Skip(path, "missing", f"line {line}: no such file"))
             else:
-                rows.append((path, label, split))
+                rows.append((path, label, split, (row.get(group_column) or "").strip()
+                             if group_column else ""))
     candidates, more = _by_extension(rows, extensions)
     return candidates, skipped + more
 
 
-def discover(source: SourceParams, extensions: list[str]) -> tuple[list[Candidate], list[Skip]]:
-    """All candidate images of a source, sorted by path, and the files skipped on the way."""
+def discover(
+    source: SourceParams, extensions: list[str], group_column: str = ""
+) -> tuple[list[Candidate], list[Skip]]:
+    """All candidate images of a source, sorted by path, and the files skipped on the way
+    (``group_column``: kind csv, the column holding each image's group)."""
     root = Path(source.path)
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}
     if source.kind == "csv":
@@ -127,7 +137,7 @@ def discover(source: SourceParams, extensions: list[str]) -> tuple[list[Candidat
         if not root.is_file():
             raise InputError(f"ingest.source.path: kind csv needs a CSV file or a folder with "
                              f"{source.manifest}, got {root}")
-        found, skipped = from_csv(root, exts, source.roots)
+        found, skipped = from_csv(root, exts, source.roots, group_column)
     elif not root.is_dir():
         raise InputError(f"ingest.source.path: kind {source.kind} needs a folder, got {root}")
     elif source.kind == "folder":

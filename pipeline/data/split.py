@@ -4,7 +4,8 @@ An image's split is a function of its content hash and the seed alone: a uniform
 ``u = H(seed, sha256)`` in [0, 1) falls into the test, val or train interval. Adding or removing
 other images never moves it, exact duplicates always land together, and because ``u`` is
 independent of the label every class is split in the same proportions in expectation (the
-per-class counts are written out so the realised stratification can be checked).
+per-class counts are written out so the realised stratification can be checked). This is the
+split without ``split.group``; :mod:`pipeline.data.groups` keeps groups of images together.
 """
 
 from __future__ import annotations
@@ -33,8 +34,13 @@ def assign(sha256: str, seed: int, params: SplitParams, source_split: str = "") 
     """
     if source_split in {"test", "val"}:
         return source_split
-    test = 0.0 if source_split == "train" else params.test
-    u = unit_interval(seed, sha256)
+    return place(unit_interval(seed, sha256), params, source_split == "train")
+
+
+def place(u: float, params: SplitParams, no_test: bool = False) -> str:
+    """The split a number ``u`` in [0, 1) falls into: test, val, then train-dev within train
+    (``no_test``: a source's train image, never test)."""
+    test = 0.0 if no_test else params.test
     if u < test:
         return "test"
     if u < test + params.val:
@@ -54,10 +60,19 @@ def split_rows(
 
 
 def counts(splits: Mapping[str, list[Mapping[str, str]]], classes: list[str]) -> dict[str, object]:
-    """Per-split totals and per-class counts (the split stage's ``report.json``; the totals
-    alone are its metrics file)."""
+    """Per-split totals and per-class counts, and the fractions they achieve: of all images,
+    and of each class's (the split stage's ``report.json``; the totals alone are its metrics
+    file)."""
+    everything = Counter(row["label"] for rows in splits.values() for row in rows)
+    total = sum(everything.values())
     result: dict[str, object] = {}
     for name, rows in splits.items():
         per_class = Counter(row["label"] for row in rows)
-        result[name] = {"total": len(rows), "per_class": {c: per_class.get(c, 0) for c in classes}}
+        result[name] = {
+            "total": len(rows),
+            "fraction": round(len(rows) / total, 4) if total else 0.0,
+            "per_class": {c: per_class.get(c, 0) for c in classes},
+            "per_class_fraction": {c: round(per_class.get(c, 0) / everything[c], 4)
+                                   if everything[c] else 0.0 for c in classes},
+        }
     return result
