@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import keras
 from keras import layers
@@ -19,7 +20,7 @@ def _bn_act(x, knobs: Knobs):
 def residual(x, filters: int, strides: int, reduce: bool, knobs: Knobs):
     """BN-ACT-CONV(K/4, 1x1) => BN-ACT-CONV(K/4, 3x3, stride) => BN-ACT-CONV(K, 1x1), plus the
     shortcut (a strided 1x1 convolution when ``reduce``)."""
-    plain = Knobs(knobs.width, knobs.activation, knobs.initializer, knobs.l2, knobs.dropout, False)
+    plain = replace(knobs, batch_norm=False)
     pre = _bn_act(x, knobs)
     y = conv(pre, filters // 4, 1, plain, l2=L2, activation=False, scale=False)
     y = conv(_bn_act(y, knobs), filters // 4, 3, plain, strides=strides, l2=L2, activation=False,
@@ -37,8 +38,11 @@ def resnet(input_shape: tuple[int, int, int], classes: int, knobs: Knobs = DEFAU
     resolution, except in stage one), BN-ACT, global average pooling, softmax."""
     if len(filters) != len(stages) + 1:
         raise ValueError(f"filters needs {len(stages) + 1} values, got {len(filters)}")
+    if knobs.activation == "maxout":
+        raise ValueError("resnet: maxout needs the layer before each activation to widen; the "
+                         "pre-activation blocks have none")
     widths = [knobs.units(f) for f in filters]
-    plain = Knobs(knobs.width, knobs.activation, knobs.initializer, knobs.l2, knobs.dropout, False)
+    plain = replace(knobs, batch_norm=False)
     inputs = keras.Input(input_shape)
     x = layers.BatchNormalization(epsilon=2e-5, momentum=0.9)(inputs)
     if stem == "tiny":

@@ -27,7 +27,7 @@ def build(name: str, input_shape: tuple[int, int, int], classes: int, arch: Any 
     from pipeline.models.blocks import Knobs
 
     knobs = Knobs(arch.width, arch.activation, arch.initializer, arch.l2, arch.dropout,
-                  arch.batch_norm)
+                  arch.batch_norm, arch.leaky_slope, arch.elu_alpha, arch.maxout_pieces)
     if name == "resnet":
         return make(input_shape, classes, knobs, stages=arch.stages, filters=arch.filters,
                     stem=arch.stem)

@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from pipeline.config import PhaseParams, ScheduleParams, TrainParams
+from pipeline.config import ParamsError, PhaseParams, ScheduleParams, TrainParams
 
 
 @keras.saving.register_keras_serializable(package="cvpipe")
@@ -80,30 +80,56 @@ def learning_rate(params: TrainParams | PhaseParams, steps_per_epoch: int) -> Ra
 
 
 def optimizer_named(name: str, lr: Any, momentum: float = 0.9, nesterov: bool = False,
-                    weight_decay: float | None = None) -> keras.optimizers.Optimizer:
-    """A Keras optimizer by its params name (sgd, adagrad, rmsprop, adam, nadam, adamw).
+                    weight_decay: float | None = None, **options: Any) -> keras.optimizers.Optimizer:
+    """A Keras optimizer by its params name (sgd, adagrad, adadelta, rmsprop, adam, nadam, adamw).
 
-    ``weight_decay`` applies to adamw; ``None`` keeps Keras's default.
+    ``weight_decay`` applies to adamw; ``None`` keeps Keras's default. ``options`` are arguments
+    every Keras optimizer takes (``clipnorm``, ``use_ema``, ``gradient_accumulation_steps``...).
     """
     if name == "sgd":
-        return keras.optimizers.SGD(lr, momentum=momentum, nesterov=nesterov)
-    if name == "adagrad":
-        return keras.optimizers.Adagrad(lr)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(lr)
-    if name == "adam":
-        return keras.optimizers.Adam(lr)
-    if name == "nadam":
-        return keras.optimizers.Nadam(lr)
-    if weight_decay is None:
-        return keras.optimizers.AdamW(lr)
-    return keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+        return keras.optimizers.SGD(lr, momentum=momentum, nesterov=nesterov, **options)
+    if name == "adamw" and weight_decay is not None:
+        return keras.optimizers.AdamW(lr, weight_decay=weight_decay, **options)
+    kinds = {"adagrad": keras.optimizers.Adagrad, "adadelta": keras.optimizers.Adadelta,
+             "rmsprop": keras.optimizers.RMSprop, "adam": keras.optimizers.Adam,
+             "nadam": keras.optimizers.Nadam, "adamw": keras.optimizers.AdamW}
+    if name not in kinds:
+        raise ValueError(f"unknown optimizer {name!r}; known: sgd, {', '.join(kinds)}")
+    return kinds[name](lr, **options)
 
 
-def make_optimizer(params: TrainParams | PhaseParams, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """The optimizer named in params, with its schedule."""
+def optimizer_options(params: TrainParams | PhaseParams) -> dict[str, Any]:
+    """The Keras optimizer arguments of the clipping, EMA and accumulation knobs that are on."""
+    options: dict[str, Any] = {"clipnorm": params.clipnorm, "clipvalue": params.clipvalue}
+    if params.ema:
+        options.update(use_ema=True, ema_momentum=params.ema_momentum)
+    if params.accumulate_steps > 1:
+        options["gradient_accumulation_steps"] = params.accumulate_steps
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def make_optimizer(params: TrainParams | PhaseParams, steps_per_epoch: int,
+                   section: str | None = None) -> keras.optimizers.Optimizer:
+    """The optimizer named in params, with its schedule, clipping, EMA and accumulation.
+
+    With ``accumulate_steps`` the schedule still counts batches (Keras's ``iterations``), so it
+    ends where it would without accumulation. Accumulating over more batches than an epoch has
+    is allowed (updates span epochs, a note says so); over more than the whole run has, no
+    update would ever happen: a :class:`~pipeline.config.ParamsError` naming
+    ``<section>.accumulate_steps`` (default: ``train``, or ``finetune.<phase>`` for a phase).
+    """
+    section = section or ("train" if isinstance(params, TrainParams) else "finetune.<phase>")
+    total = params.epochs * steps_per_epoch
+    if params.accumulate_steps > total:
+        raise ParamsError([f"{section}.accumulate_steps: {params.accumulate_steps} batches per "
+                           f"update, but the run has {total} ({params.epochs} epochs of "
+                           f"{steps_per_epoch}): no update would happen"])
+    if params.accumulate_steps > steps_per_epoch:
+        print(f"note: {section}.accumulate_steps {params.accumulate_steps} > {steps_per_epoch} "
+              "batches per epoch: each update spans epochs")
     return optimizer_named(params.optimizer, learning_rate(params, steps_per_epoch),
-                           params.momentum, params.nesterov, params.weight_decay)
+                           params.momentum, params.nesterov, params.weight_decay,
+                           **optimizer_options(params))
 
 
 def rate_at(optimizer: keras.optimizers.Optimizer) -> float:
