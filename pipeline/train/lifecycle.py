@@ -35,7 +35,6 @@ from pipeline.train import resume
 from pipeline.train.callbacks import EpochLine, EpochSeeds, LiveLogger
 from pipeline.train.history import CLASSIFIER_PANELS, live_run
 
-
 #: ``mixed_precision`` in params -> the Keras dtype policy every layer built afterwards takes.
 POLICIES = {"none": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 
