@@ -129,7 +129,7 @@ def test_stable_groups_barely_move_when_patients_are_added() -> None:
     before = patient_splits(split_manifest(patients(300), 42, GROUPED, SOURCE)[0])
     after = patient_splits(split_manifest(patients(330), 42, GROUPED, SOURCE)[0])
     moved = sum(before[p] != after[p] for p in before)
-    assert moved < 30  # 16 of 300 when measured
+    assert moved < 30  # 22 of 300 when measured (balanced: 159)
     other_seed = patient_splits(split_manifest(patients(300), 43, GROUPED, SOURCE)[0])
     assert sum(before[p] != other_seed[p] for p in before) > 60
 

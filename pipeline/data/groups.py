@@ -7,12 +7,14 @@ does not match) is its own group, keyed ``sha256:<hash>``. Groups that share an 
 share a split. The joined groups are then placed whole, by ``split.group.method``:
 
 * ``stable``: each class's groups (a group's class: the most common label among its images)
-  are put in the order of ``H(seed, key)`` and cut at the fractions, a group falling where the
-  middle of its images lies on that cumulative count (:func:`pipeline.data.split.place`, as
-  the group-less split places a hash). A group's split depends on its key, the seed and the
+  are put in the order of their hash ``u = H(seed, key)`` and laid end to end on [0, 1), each
+  as long as its share of the class's images; a group stands at its start plus ``u`` times its
+  length, and that number is placed as the group-less split places a hash
+  (:func:`pipeline.data.split.place`). A group's split depends on its key, the seed and the
   share of its class's images in groups before it in hash order, so adding images moves only
-  groups near a cut, and each class's fractions are met to about one group. No library does a
-  hash-stable group split; this is written here.
+  groups near a cut; each class's fractions are met to about one group, and a class of one
+  group is placed by its hash alone. No library does a hash-stable group split; this is
+  written here.
 * ``balanced``: scikit-learn's ``StratifiedGroupKFold`` balances every class's images (those
   of mixed groups too) over ``k`` folds, and a split takes ``m`` of them (``m / k`` nearest its
   fraction, ``k`` at most :data:`MAX_FOLDS`): first test, then val, then train-dev of what is
@@ -86,7 +88,7 @@ def group_keys(
             ungrouped.append(row["path"])
     if regex is not None and rows and len(ungrouped) == len(rows):
         example = relative(rows[0]["path"], root)
-        raise ParamsError([f"split.group.pattern: {group.pattern!r} matches none of the "
+        raise ParamsError([f"split.group.pattern: '{group.pattern}' matches none of the "
                            f"{len(rows)} paths (relative to {root}, e.g. {example!r})"])
     return keys, ungrouped
 
@@ -165,11 +167,11 @@ def _stable(placed: np.ndarray, labels: np.ndarray, group: np.ndarray, no_test: 
         tally = Counter(labels[rows].tolist())
         by_class[min(tally, key=lambda label: (-tally[label], label))].append(key)
     for keys in by_class.values():
-        keys.sort(key=lambda key: (unit_interval(seed, key), key))
+        order = sorted((unit_interval(seed, key), key) for key in keys)
         total, before = sum(len(members[key]) for key in keys), 0
-        for key in keys:
+        for u, key in order:
             size = len(members[key])
-            name = place((before + size / 2) / total, params, bool(no_test[members[key][0]]))
+            name = place((before + u * size) / total, params, bool(no_test[members[key][0]]))
             placed[members[key]] = name
             before += size
 
