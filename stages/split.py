@@ -24,9 +24,11 @@ def cli(params_path: Path, manifest: Path, out: Path, metrics: Path) -> None:
     """Assign every image to train, train_dev, val or test by its content hash and the seed.
 
     Adding images never moves existing ones, and duplicates always share a split. With
-    ``split.group``, every group lands in one split, stratified by scikit-learn. Each split's
-    total goes to the metrics file, its per-class counts and fractions to ``report.json``
-    beside it, and the groups that straddle splits to ``leakage.json``.
+    ``split.group``, every group (a patient, a session) lands in one split, placed by
+    ``split.group.method`` (adding images may then move some groups). Each split's total and
+    ``leaked_groups`` go to the metrics file, its per-class counts and fractions to
+    ``report.json`` beside it, and the groups and identical images found in more than one
+    split to ``leakage.json``.
     """
     params = load_or_exit(params_path)
     from pipeline.data import groups, split

@@ -116,7 +116,8 @@ class GroupParams(Section):
     pattern: str = Field(
         "",
         description="A regex searched in each image's path relative to the source folder "
-        "(ingest.source.path, or the CSV's folder), with `/` separators; its first capture group "
+        "(ingest.source.path, or the CSV's folder; a path outside it as the manifest has it), "
+        "with `/` separators; its first capture group "
         "(the whole match if it has none) is the group, e.g. `^(patient\\d+)_`. A path it does "
         "not match: the image is its own group, listed in results/split/leakage.json.",
     )
