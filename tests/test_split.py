@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import GroupParams, ParamsError, SplitParams, validate
-from pipeline.data.groups import group_keys, leakage, split_manifest
+from pipeline.config import GroupParams, ParamsError, SourceParams, SplitParams, validate
+from pipeline.data.groups import group_keys, leakage, source_folder, split_manifest
 from pipeline.data.split import assign, counts, split_rows
 from pipeline.io.tables import read_csv
 
@@ -156,6 +156,16 @@ def test_pattern_takes_its_first_group_or_the_whole_match() -> None:
     assert keys[2] == f"sha256:{sha('data/src/p2/x.png')}"
     anchored = SplitParams(group=GroupParams(pattern=r"^(p\d+)/"))
     assert group_keys(manifest, anchored, SOURCE)[0][2] == "p2"  # relative to the source folder
+
+
+def test_pattern_paths_are_relative_to_the_source_folder_or_the_csvs(tmp_path: Path) -> None:
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "labels.csv").write_text("path,label\n")
+    for path, root in [(tmp_path / "set", tmp_path / "set"),
+                       (tmp_path / "set" / "labels.csv", tmp_path / "set"),
+                       (tmp_path / "gone" / "labels.csv", tmp_path / "gone")]:
+        assert source_folder(SourceParams(kind="csv", path=str(path))) == root
+    assert source_folder(SourceParams(kind="filename", path="data/x")) == Path("data/x")
 
 
 def test_a_pattern_that_matches_no_path_names_its_key() -> None:

@@ -48,9 +48,12 @@ Row = Mapping[str, str]
 
 
 def source_folder(source: SourceParams) -> Path:
-    """The folder the group pattern's paths are relative to: the source folder, or the CSV's."""
+    """The folder the group pattern's paths are relative to: the source folder, or the CSV's
+    (a path that is not there, as in a copy DVC runs split in from its run cache, is taken
+    for a CSV file if it ends in ``.csv``)."""
     root = Path(source.path)
-    return root.parent if source.kind == "csv" and not root.is_dir() else root
+    csv_file = root.is_file() or (not root.exists() and root.suffix.lower() == ".csv")
+    return root.parent if source.kind == "csv" and csv_file else root
 
 
 def relative(path: str, root: Path) -> str:
