@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -129,10 +130,8 @@ print("BACKEND", keras.backend.backend())
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax", "torch"])
 def test_one_step_on_each_installed_backend(backend: str) -> None:
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
-    probe = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True)
-    if probe.returncode != 0:
-        pytest.skip(f"{module} is not installed")
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed")
     done = subprocess.run([sys.executable, "-c", BACKEND_STEP], cwd=ROOT,
                           env={**venv_env(), "KERAS_BACKEND": backend}, capture_output=True,
                           text=True, timeout=300)
