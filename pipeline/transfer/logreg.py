@@ -44,14 +44,22 @@ def estimator(params: TrainLogregParams, seed: int):
 
 
 def fit(train: FeatureSplit, params: TrainLogregParams, seed: int, verbose: int = 1):
-    """``GridSearchCV`` over ``params.grid`` (stratified folds), refitted on all of ``train``."""
+    """``GridSearchCV`` over ``params.grid`` (stratified folds), refitted on all of ``train``.
+
+    BLAS runs on one thread (``threadpoolctl``): lbfgs on features this size makes many small
+    matrix products, where OpenBLAS's threads cost more than they give (measured here: 6.1 s on
+    two threads, 0.33 s on one, for one fit on 1125 x 256 features; docs/results.md).
+    Parallelism across folds and grid points is ``n_jobs``.
+    """
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
+    from threadpoolctl import threadpool_limits
 
     grid = {f"logreg__{key}": values for key, values in params.grid.items()}
     folds = StratifiedKFold(params.cv, shuffle=True, random_state=seed)
     search = GridSearchCV(estimator(params, seed), grid, cv=folds, n_jobs=params.n_jobs,
                           verbose=verbose, refit=True)
-    search.fit(train.features, train.labels)
+    with threadpool_limits(limits=1, user_api="blas"):
+        search.fit(train.features, train.labels)
     return search
 
 
