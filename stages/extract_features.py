@@ -19,8 +19,9 @@ def cli(params_path: Path, data: Path, out: Path) -> None:
 
     The backbone is ``backbone.name`` from ``keras.applications`` without its top, with
     ``backbone.weights`` (imagenet from the local cache only, a file path, or none), fed
-    ``backbone.image_size`` RGB images through its own ``preprocess_input`` and pooled by
-    ``extract_features.pooling``. Batches stream from HDF5 to HDF5, so memory stays flat.
+    ``backbone.image_size`` RGB images through its own ``preprocess_input``; the last layer's
+    (or ``extract_features.layer``'s) activations are pooled by ``extract_features.pooling``.
+    Batches stream from HDF5 to HDF5, so memory stays flat.
     """
     params = load_or_exit(params_path, inputs=("backbone.weights",))
     quiet_backend()
@@ -38,13 +39,13 @@ def cli(params_path: Path, data: Path, out: Path) -> None:
         raise  # names backbone.weights and the file: exit 2
     except ValueError as exc:  # Keras refusing the image size or alpha
         fail(f"backbone {bp.name}: {exc}", 2)
-    model = feature_model(body, ep.pooling)
+    model = feature_model(body, ep.pooling, ep.layer)
     preprocessor = Preprocessor(size=tuple(bp.image_size), rgb=True, backbone=bp.name)
     from pipeline.io.hdf5 import Split
 
     source_shape = Split(data / "train.h5").shape
     attrs = {"backbone": bp.name, "weights": bp.weights, "size": list(bp.image_size),
-             "alpha": bp.alpha, "pooling": ep.pooling, "flip": ep.flip,
+             "alpha": bp.alpha, "pooling": ep.pooling, "layer": ep.layer or "", "flip": ep.flip,
              "source_size": list(source_shape[1:3]), "source_channels": source_shape[3]}
     for name in SPLITS:
         source = data / f"{name}.h5"

@@ -14,16 +14,16 @@ from stages.common import Stage, load_or_exit, params_option
 @click.option("--splits", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default="data/split", show_default=True, help="Folder written by the split stage.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/hdf5",
-              show_default=True, help="Folder for <split>.h5 and mean.json.")
+              show_default=True, help="Folder for <split>.h5 and mean.json (mean and std).")
 def cli(params_path: Path, splits: Path, out: Path) -> None:
     """Write ``<split>.h5`` (images uint8 N,H,W,C chunked per image; labels; classes; paths).
 
     Images are resized to ``hdf5.image_size`` (``simple`` stretch or ``aspect`` crop) by
     ``hdf5.workers`` processes, JPEGs decoded in draft mode when shrinking. The train split's
-    mean R, G, B goes to ``mean.json`` for mean subtraction.
+    mean R, G, B and their std go to ``mean.json`` for mean subtraction and standardisation.
     """
     params = load_or_exit(params_path)
-    from pipeline.data.pack import build
+    from pipeline.data.pack import build, channel_stats
     from pipeline.data.split import SPLITS
     from pipeline.io import atomic
     from pipeline.io.tables import read_csv
@@ -35,8 +35,8 @@ def cli(params_path: Path, splits: Path, out: Path) -> None:
         total = build(rows, classes, out / f"{name}.h5", params.hdf5, channels, desc=name)
         if name == "train":
             pixels = len(rows) * params.hdf5.image_size[0] * params.hdf5.image_size[1]
-            mean = (total / pixels).round(4).tolist() if pixels else [0.0] * channels
-            atomic.write_json(out / "mean.json", {"mean": mean, "images": len(rows)})
+            atomic.write_json(out / "mean.json",
+                              {**channel_stats(total, pixels), "images": len(rows)})
         click.echo(f"hdf5: {name}: {len(rows)} images -> {out / f'{name}.h5'}")
 
 

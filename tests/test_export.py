@@ -169,8 +169,10 @@ def test_cvpipe_export_writes_one_format_checked_against_keras(tmp_path: Path) -
 
 @pytest.mark.parametrize("preprocessor", [
     Preprocessor(scale=False, mean=(10.0, 20.0, 30.0)), Preprocessor(backbone="vgg16"),
-    Preprocessor(backbone="mobilenet", size=(16, 16)), Preprocessor(crop=(8, 6), scale=True)],
-    ids=["mean", "caffe", "tf-resized", "crop"])
+    Preprocessor(backbone="mobilenet", size=(16, 16)), Preprocessor(crop=(8, 6), scale=True),
+    Preprocessor(scale=False, mean=(10.0, 20.0, 30.0), std=(50.0, 60.0, 70.0)),
+    Preprocessor(scale=False, gcn=True, gcn_eps=1e-8)],
+    ids=["mean", "caffe", "tf-resized", "crop", "standardize", "gcn"])
 def test_the_baked_layer_is_the_preprocessor(preprocessor: Preprocessor) -> None:
     import keras
 

@@ -35,7 +35,8 @@ def test_round_trip(tmp_path: Path, workers: int) -> None:
         stored = images[:]
     expected = np.stack([load(p, (8, 6), 3) for p in paths])
     np.testing.assert_array_equal(stored, expected)
-    np.testing.assert_allclose(total, expected.sum(axis=(0, 1, 2)))
+    np.testing.assert_allclose(total[0], expected.sum(axis=(0, 1, 2)))
+    np.testing.assert_allclose(total[1], np.square(expected, dtype=np.int64).sum(axis=(0, 1, 2)))
     split = Split(tmp_path / "train.h5")
     assert len(split) == 150 and split.paths() == [str(p) for p in paths]
     np.testing.assert_array_equal(split.read(5, 9), expected[5:9])

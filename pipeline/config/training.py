@@ -26,11 +26,40 @@ class PreprocessParams(Section):
     mean_subtract: bool = Field(
         False, description="Subtract the train split's mean R, G, B (from the hdf5 stage)."
     )
+    standardize: bool = Field(
+        False, description="After mean_subtract (required), divide by the train split's "
+        "per-channel std (mean.json): unit-free, so scale has no effect."
+    )
+    gcn: bool = Field(
+        False, description="Global contrast normalisation per image: subtract the image's own "
+        "mean, divide by its std over all pixels and channels (at least gcn_eps). Unit-free, so "
+        "scale has no effect; not with mean_subtract."
+    )
+    gcn_eps: float = Field(
+        1e-8, gt=0.0, le=255.0, description="gcn: floor of the divisor, in pixel values (0-255): "
+        "images flatter than this are not stretched."
+    )
     crop: tuple[PosInt, PosInt] | None = Field(
         None,
         description="[height, width] patch: random in training, centred in evaluation. "
         "null: no crop.",
     )
+
+    @field_validator("standardize")
+    @classmethod
+    def _standardize_after_the_mean(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not info.data.get("mean_subtract"):
+            raise ValueError("standardizing divides (x - mean) by the std: "
+                             "set mean_subtract: true too")
+        return value
+
+    @field_validator("gcn")
+    @classmethod
+    def _gcn_alone(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("mean_subtract"):
+            raise ValueError("gcn subtracts each image's own mean; set mean_subtract (and "
+                             "standardize) false, or gcn false")
+        return value
 
 
 class AugmentParams(Section):

@@ -60,7 +60,11 @@ class ExtractFeaturesParams(Section):
     """Runs every split through the backbone and stores the pooled activations as HDF5."""
 
     pooling: Literal["avg", "max", "flatten"] = Field(
-        "avg", description="How the last feature map becomes a vector."
+        "avg", description="How the feature map (the last, or layer's) becomes a vector."
+    )
+    layer: str | None = Field(
+        None, description="A backbone layer by name (any with a 4-D output, e.g. conv_pw_6_relu) "
+        "whose activations are pooled instead of the last one's. null: the backbone's output."
     )
     dtype: Literal["float16", "float32"] = Field("float32", description="Stored feature type.")
     batch_size: PosInt = Field(32, description="Images per forward pass.")
@@ -132,7 +136,8 @@ class FinetuneParams(Section):
     warmup: PhaseParams = PhaseParams(epochs=1, optimizer="rmsprop", lr=0.001)
     unfreeze: PhaseParams = PhaseParams(epochs=1, optimizer="sgd", lr=0.01)
     unfreeze_from: str | None = Field(
-        None, description="Phase 2 trains the backbone from this layer (by name) upwards."
+        None, description="Phase 2 trains the backbone from this layer (by name) upwards; "
+        "checked against the backbone before training starts."
     )
     unfreeze_last: int = Field(
         6, ge=0, description="Without unfreeze_from: phase 2 trains the last N backbone layers."

@@ -59,8 +59,9 @@ class KerasWindows:
         """Each class's log-odds (``log p / (1 - p)``), ``batch_size`` windows a call (a short
         last batch padded to :func:`batch_shape`). From the logits when the model ends in a
         softmax Dense layer (the zoo's do), so that a probability that rounds to 1.0 in float32
-        is still ranked. Where the preprocessing is a mean and a scale, it runs in the graph
-        on the uint8 windows (a quarter of the bytes to hand over, no float copy in numpy)."""
+        is still ranked. Where the preprocessing is a mean and a scale (a per-channel std is
+        one), it runs in the graph on the uint8 windows (a quarter of the bytes to hand over,
+        no float copy in numpy); anything else (GCN, crops, backbones) runs in numpy first."""
         out = []
         for start in range(0, len(windows), self.batch_size):
             batch = windows[start:start + self.batch_size]
@@ -102,13 +103,13 @@ def log_odds(logits: np.ndarray) -> np.ndarray:
 
 
 def _uint8_input(net, preprocessor, window: tuple[int, int], channels: int):
-    """``net`` behind the preprocessor's mean subtraction and scaling, taking uint8 windows,
-    when that is all the preprocessor does to windows of this size (no crop, resize, grey to
-    RGB or backbone preprocessing); else ``None``. The same float32 operations as the
-    preprocessor's, so the same scores."""
+    """``net`` behind the preprocessor's mean subtraction, division by the std and scaling,
+    taking uint8 windows, when that is all the preprocessor does to windows of this size (no
+    crop, resize, grey to RGB, GCN or backbone preprocessing); else ``None``. The same float32
+    operations as the preprocessor's, so the same scores."""
     import keras
 
-    if preprocessor.crop is not None or preprocessor.backbone is not None or \
+    if preprocessor.crop is not None or preprocessor.backbone is not None or preprocessor.gcn or \
             (preprocessor.rgb and channels == 1) or \
             (preprocessor.size is not None and tuple(preprocessor.size) != tuple(window)):
         return None
@@ -116,6 +117,8 @@ def _uint8_input(net, preprocessor, window: tuple[int, int], channels: int):
     x = keras.ops.cast(inputs, "float32")
     if preprocessor.mean is not None:
         x = x - np.asarray(preprocessor.mean, np.float32)
+    if preprocessor.std is not None:
+        x = x / np.asarray(preprocessor.std, np.float32)
     if preprocessor.scale:
         x = x * np.float32(1.0 / 255.0)
     return keras.Model(inputs, net(x))
@@ -168,7 +171,8 @@ class FeatureLogreg:
         size = tuple(int(v) for v in settings["size"])
         body = backbones.build(str(settings["backbone"]), str(settings["weights"]), size,
                                float(settings.get("alpha", 1.0)))
-        self.features = feature_model(body, str(settings["pooling"]))
+        self.features = feature_model(body, str(settings["pooling"]),
+                                      str(settings.get("layer") or "") or None)
         self.preprocessor = Preprocessor(size=size, rgb=True, backbone=str(settings["backbone"]))
         self.window = tuple(int(v) for v in settings["source_size"])
         self.channels = int(settings["source_channels"])

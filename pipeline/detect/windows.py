@@ -238,9 +238,11 @@ def write(train: Sequence[AnnotatedImage], test: Sequence[AnnotatedImage], label
         write_arrays(out / f"{name}.h5", pixels, targets, classes, split.names)
         counts[name] = {cls: int((targets == i).sum()) for i, cls in enumerate(classes)}
         if name == "train":
-            mean = pixels.reshape(-1, params.channels).mean(axis=0) if len(pixels) else \
-                np.zeros(params.channels)
+            flat = pixels.reshape(-1, params.channels)
+            mean = flat.mean(axis=0) if len(pixels) else np.zeros(params.channels)
+            std = flat.std(axis=0, dtype=np.float64) if len(pixels) else np.zeros(params.channels)
             atomic.write_json(out / "mean.json", {"mean": np.round(mean, 4).tolist(),
+                                                  "std": np.round(std, 4).tolist(),
                                                   "images": len(pixels)})
     record = {"classes": classes, "window": list(params.window), "channels": params.channels,
               "windows": counts}

@@ -2,7 +2,8 @@
 
 :class:`BakedPreprocessing` repeats :class:`~pipeline.train.preprocess.Preprocessor` (what the
 train stage stored in ``preprocess.json``) in ``keras.ops``: centre crop, grey to RGB, resize,
-then the backbone's own ``preprocess_input`` or mean subtraction and scaling. An export of
+then the backbone's own ``preprocess_input``, or GCN, mean subtraction, standardisation and
+scaling. An export of
 :func:`baked_model` needs none of our code, only an image decoded like the training images
 (``export.json``'s ``decode``).
 """
@@ -45,8 +46,14 @@ class BakedPreprocessing(keras.layers.Layer):
         if p.backbone is not None:
             module = importlib.import_module(f"keras.applications.{BACKBONES[p.backbone][1]}")
             return module.preprocess_input(x)
+        if p.gcn:
+            centred = x - ops.mean(x, axis=(1, 2, 3), keepdims=True)
+            spread = ops.sqrt(ops.mean(ops.square(centred), axis=(1, 2, 3), keepdims=True))
+            x = centred / ops.maximum(spread, p.gcn_eps)
         if p.mean is not None:
             x = x - ops.convert_to_tensor(list(p.mean), "float32")
+        if p.std is not None:
+            x = x / ops.convert_to_tensor(list(p.std), "float32")
         if p.scale:
             x = x * (1.0 / 255.0)
         return x

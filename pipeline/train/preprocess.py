@@ -1,5 +1,6 @@
 """Batch preprocessors: random or centred patch crop, resizing to a backbone's input, mean
-subtraction, scaling, or a pretrained backbone's own ``preprocess_input``.
+subtraction, per-channel standardisation, global contrast normalisation (GCN, per image),
+scaling, or a pretrained backbone's own ``preprocess_input``. NumPy does the arithmetic.
 
 The same :class:`Preprocessor` is stored beside a trained model (``preprocess.json``) so that
 evaluation and prediction see exactly what training saw.
@@ -22,11 +23,17 @@ class Preprocessor:
 
     Order: crop (random with an ``rng``, else centred), then resize to ``size`` and repeat a
     grey channel to RGB when ``rgb``, then either the ``backbone``'s ``preprocess_input`` or:
-    subtract ``mean`` (per channel, in 0-255 units) and divide by 255 if ``scale``.
+    with ``gcn``, each image minus its own mean, divided by its own std over all pixels and
+    channels (at least ``gcn_eps``, in 0-255 units); then subtract ``mean`` and divide by
+    ``std`` (per channel, 0-255 units) where given; last, divide by 255 if ``scale``. The
+    params never ask for GCN and a mean together, nor for scaling a unit-free result.
     """
 
     scale: bool = True
     mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    gcn: bool = False
+    gcn_eps: float = 1e-8
     crop: tuple[int, int] | None = None
     size: tuple[int, int] | None = None
     rgb: bool = False
@@ -64,14 +71,22 @@ class Preprocessor:
         return batch
 
     def normalise(self, batch: np.ndarray) -> np.ndarray:
-        """The backbone's ``preprocess_input``, or mean subtraction and scaling; float32."""
+        """The backbone's ``preprocess_input``, or GCN or mean subtraction and standardisation,
+        then scaling; float32."""
         if self.backbone is not None:
             from pipeline.models.backbones import preprocess_input
 
             return preprocess_input(self.backbone, batch)
         out = batch.astype(np.float32, copy=True)
+        if self.gcn:
+            axes = tuple(range(1, out.ndim))
+            out -= out.mean(axis=axes, keepdims=True)
+            spread = np.sqrt(np.square(out).mean(axis=axes, keepdims=True))
+            out /= np.maximum(spread, np.float32(self.gcn_eps))
         if self.mean is not None:
             out -= np.asarray(self.mean, dtype=np.float32)
+        if self.std is not None:
+            out /= np.asarray(self.std, dtype=np.float32)
         if self.scale:
             out *= np.float32(1.0 / 255.0)
         return out
@@ -90,11 +105,15 @@ class Preprocessor:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Preprocessor:
-        mean = data.get("mean")
+        """The preprocessor ``to_dict`` wrote; keys an older spec lacks take their defaults."""
+        mean, std = data.get("mean"), data.get("std")
         crop, size = data.get("crop"), data.get("size")
         return cls(
             scale=bool(data.get("scale", True)),
             mean=tuple(float(m) for m in mean) if mean is not None else None,
+            std=tuple(float(s) for s in std) if std is not None else None,
+            gcn=bool(data.get("gcn", False)),
+            gcn_eps=float(data.get("gcn_eps", 1e-8)),
             crop=(int(crop[0]), int(crop[1])) if crop else None,
             size=(int(size[0]), int(size[1])) if size else None,
             rgb=bool(data.get("rgb", False)),

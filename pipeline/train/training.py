@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.config import FinetuneParams, Params, TrainParams
 from pipeline.io.atomic import read_json
+from pipeline.io.errors import InputError
 from pipeline.io.hdf5 import Split
 from pipeline.models import zoo as models
 from pipeline.train import augment
@@ -28,12 +29,30 @@ from pipeline.train.trial_report import trial_callbacks
 
 
 def preprocessor_for(params: TrainParams, hdf5_dir: Path) -> Preprocessor:
-    """The preprocessor params ask for, with the train split's mean when it is subtracted."""
-    mean = None
-    if params.preprocess.mean_subtract:
-        mean = tuple(read_json(hdf5_dir / "mean.json")["mean"])
-    crop = params.preprocess.crop
-    return Preprocessor(scale=params.preprocess.scale, mean=mean, crop=tuple(crop) if crop else None)
+    """The preprocessor params ask for, with the train split's mean (and std) from
+    ``mean.json`` when they are used. Standardised and GCN pixels are unit-free: no scaling."""
+    p = params.preprocess
+    mean = std = None
+    if p.mean_subtract:
+        stats = read_json(hdf5_dir / "mean.json")
+        mean = tuple(stats["mean"])
+        if p.standardize:
+            std = _channel_std(stats, hdf5_dir / "mean.json")
+    return Preprocessor(scale=p.scale and not (p.standardize or p.gcn), mean=mean, std=std,
+                        gcn=p.gcn, gcn_eps=p.gcn_eps, crop=tuple(p.crop) if p.crop else None)
+
+
+def _channel_std(stats: dict[str, Any], path: Path) -> tuple[float, ...]:
+    """The per-channel std ``mean.json`` holds; :class:`InputError` naming the file where it
+    has none (written before it kept one) or one of them is 0 (a constant channel)."""
+    if "std" not in stats:
+        raise InputError(f"{path}: no per-channel std for preprocess.standardize (written by an "
+                         "older hdf5 stage); run the hdf5 stage again")
+    std = tuple(float(s) for s in stats["std"])
+    if min(std) <= 0:
+        raise InputError(f"{path}: a channel's std is {min(std)} (the channel is constant); "
+                         "standardizing would divide by it")
+    return std
 
 
 def one_hot(params: TrainParams | FinetuneParams) -> bool:

@@ -18,14 +18,22 @@ from pipeline.io.hdf5 import Split
 from pipeline.train.preprocess import Preprocessor
 
 
-def feature_model(backbone, pooling: str):
-    """The backbone followed by ``pooling`` (avg, max or flatten): one vector per image."""
+def feature_model(backbone, pooling: str, layer: str | None = None):
+    """The backbone, cut at ``layer``'s output when given (any layer with a 4-D output; else a
+    params error naming ``extract_features.layer``), followed by ``pooling`` (avg, max or
+    flatten): one vector per image."""
     import keras
     from keras import layers
 
+    from pipeline.transfer.layers import feature_layers, require_layer
+
+    output, name = backbone.output, f"{backbone.name}_{pooling}"
+    if layer is not None:
+        require_layer(layer, feature_layers(backbone), "extract_features.layer", backbone.name)
+        output, name = backbone.get_layer(layer).output, f"{backbone.name}_{layer}_{pooling}"
     pool = {"avg": layers.GlobalAveragePooling2D, "max": layers.GlobalMaxPooling2D,
             "flatten": layers.Flatten}[pooling]()
-    return keras.Model(backbone.input, pool(backbone.output), name=f"{backbone.name}_{pooling}")
+    return keras.Model(backbone.input, pool(output), name=name)
 
 
 def extract(

@@ -22,6 +22,7 @@ from pipeline.train.loader import HDF5Loader, eval_data, fit_data
 from pipeline.train.preprocess import Preprocessor
 from pipeline.train.schedules import make_optimizer
 from pipeline.train.training import compile_model, one_hot, save
+from pipeline.transfer.layers import require_layer
 
 
 def build_model(body: keras.Model, head: HeadParams, classes: int,
@@ -43,14 +44,11 @@ def build_model(body: keras.Model, head: HeadParams, classes: int,
 
 def unfreeze(body: keras.Model, params: FinetuneParams, pretrained: bool = True) -> int:
     """Make the body trainable from ``unfreeze_from`` (or its last ``unfreeze_last`` layers)
-    upwards, BatchNorm excepted when ``pretrained``; return how many layers that is."""
+    upwards, BatchNorm excepted when ``pretrained``; return how many layers that is. A name
+    the body lacks is a params error listing its layers."""
     names = [layer.name for layer in body.layers]
     if params.unfreeze_from is not None:
-        if params.unfreeze_from not in names:
-            raise ValueError(
-                f"finetune.unfreeze_from: no layer {params.unfreeze_from!r} in {body.name}; "
-                f"its last layers are {names[-8:]}"
-            )
+        require_layer(params.unfreeze_from, names, "finetune.unfreeze_from", body.name)
         first = names.index(params.unfreeze_from)
     else:
         first = max(0, len(names) - params.unfreeze_last)
@@ -86,6 +84,9 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     val_data = HDF5Loader(val_path, **loader_args) if len(Split(val_path)) else None
 
     body = backbones.build(bp.name, bp.weights, tuple(bp.image_size), bp.alpha)
+    if fp.unfreeze_from is not None:  # before the warm-up, not after it
+        require_layer(fp.unfreeze_from, [layer.name for layer in body.layers],
+                      "finetune.unfreeze_from", body.name)
     pretrained = bp.weights != "none"
     model = build_model(body, fp.head, classes, pretrained)
     run.identify({"finetune": fp.model_dump(mode="json"), "backbone": bp.model_dump(mode="json")},
