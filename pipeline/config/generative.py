@@ -42,6 +42,19 @@ class DcganParams(Section):
     beta_1: float = Field(0.5, ge=0.0, lt=1.0, description="Adam beta_1 (paper: 0.5).")
     grid: PosInt = Field(8, le=16, description="Sample grids are grid x grid images.")
     deterministic: bool = Field(True, description="TensorFlow: deterministic ops.")
+    diff_augment: list[Literal["color", "translation", "cutout"]] = Field(
+        [], description="DiffAugment (Zhao et al., 2020): these differentiable ops, in order, "
+        "on the real and generated images the discriminator sees, in both updates. color: "
+        "brightness, saturation (RGB only), contrast. []: off.",
+    )
+    translation_ratio: float = Field(
+        0.125, gt=0.0, le=0.5, description="diff_augment translation: the largest shift, as a "
+        "fraction of the side (paper: 1/8).",
+    )
+    cutout_ratio: float = Field(
+        0.5, gt=0.0, le=1.0, description="diff_augment cutout: the side of the zeroed square, "
+        "as a fraction of the image's (paper: 1/2).",
+    )
 
     @model_validator(mode="after")
     def _size_fits_generator(self) -> DcganParams:
@@ -49,6 +62,8 @@ class DcganParams(Section):
         if any(side % step for side in self.image_size):
             raise ValueError(f"image_size {list(self.image_size)} must be divisible by {step} "
                              f"(2^len(generator_filters))")
+        if len(set(self.diff_augment)) < len(self.diff_augment):
+            raise ValueError(f"diff_augment lists an op twice: {self.diff_augment}")
         return self
 
 

@@ -10,7 +10,9 @@ by the loader, so a run repeats exactly and resumes mid-way. Both networks step 
 batch: the discriminator on its loss, the generator on the non-saturating loss ``-log D(G(z))``,
 with one Adam over both networks' weights (each weight keeps its own moments, so this is two
 Adams with the paper's settings). The gradients come from :mod:`pipeline.generative.gradients`
-(TensorFlow, torch) or a stateless ``jax.vjp`` step (JAX).
+(TensorFlow, torch) or a stateless ``jax.vjp`` step (JAX). With DiffAugment
+(:mod:`pipeline.generative.diff_augment`) the loader adds a third array, the uniforms of the
+batch's transformations, and the discriminator sees both batches transformed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import keras
 import numpy as np
 
 from pipeline.config import DcganParams
+from pipeline.generative.diff_augment import DRAWS, DiffAugment, draws
 from pipeline.generative.gradients import loss_gradients, no_grad
 from pipeline.io.errors import InputError
 from pipeline.io.hdf5 import Split
@@ -67,17 +70,28 @@ def build_discriminator(p: DcganParams) -> keras.Model:
     return keras.Model(image, logit, name="discriminator")
 
 
+def augmenter(p: DcganParams) -> DiffAugment | None:
+    """The DiffAugment of ``p.diff_augment`` with its strengths; ``None`` if the list is empty."""
+    if not p.diff_augment:
+        return None
+    return DiffAugment(tuple(p.diff_augment), p.translation_ratio, p.cutout_ratio)
+
+
 class DCGAN(keras.Model):
-    """The pair of networks, trained by ``fit`` on ``(real images, z)`` batches.
+    """The pair of networks, trained by ``fit`` on ``(real images, z)`` batches, or on
+    ``(real images, z, uniforms)`` with ``diff_augment`` (uniforms ``(N, 2, DRAWS)``: the real
+    batch's, then the generated one's).
 
     Logs ``d_loss``, ``g_loss`` and the discriminator's mean probability on real (``d_real``) and
-    generated (``d_fake``) images.
+    generated (``d_fake``) images (as the discriminator sees them, augmented or not).
     """
 
-    def __init__(self, generator: keras.Model, discriminator: keras.Model, **kwargs: Any):
+    def __init__(self, generator: keras.Model, discriminator: keras.Model,
+                 diff_augment: DiffAugment | None = None, **kwargs: Any):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
+        self.diff_augment = diff_augment
         self.trackers = [keras.metrics.Mean(name=n) for n in ("d_loss", "g_loss", "d_real", "d_fake")]
         self.built = True
 
@@ -86,8 +100,13 @@ class DCGAN(keras.Model):
         return self.trackers
 
     def call(self, inputs: Any, training: bool = False) -> tuple[Any, Any]:
-        real, z = inputs
+        real, z, *uniforms = inputs
         fake = self.generator(z, training=training)
+        if uniforms:
+            if self.diff_augment is None:
+                raise ValueError("a batch with DiffAugment uniforms for a DCGAN without it")
+            real = self.diff_augment(real, uniforms[0][:, 0])
+            fake = self.diff_augment(fake, uniforms[0][:, 1])
         return self.discriminator(real, training=training), self.discriminator(fake, training=training)
 
     @staticmethod
@@ -109,12 +128,11 @@ class DCGAN(keras.Model):
         if backend == "jax":
             return self._jax_step(*args)
         (data,) = args
-        real, z = data
         mask = self._is_discriminator()
         d_vars = [v for v, d in zip(self.trainable_variables, mask, strict=True) if d]
         g_vars = [v for v, d in zip(self.trainable_variables, mask, strict=True) if not d]
         values, (d_grads, g_grads) = loss_gradients(
-            lambda: self.losses_and_stats(*self((real, z), training=True)), [d_vars, g_vars])
+            lambda: self.losses_and_stats(*self(tuple(data), training=True)), [d_vars, g_vars])
         with no_grad():
             self.optimizer.apply(_merge(mask, d_grads, g_grads), self.trainable_variables)
         for tracker, value in zip(self.trackers, values, strict=True):
@@ -126,10 +144,9 @@ class DCGAN(keras.Model):
         import jax
 
         trainable, non_trainable, optimizer_vars, metric_vars = state
-        real, z = data
 
         def forward(weights: list) -> tuple[tuple, tuple]:
-            logits, new_non_trainable = self.stateless_call(weights, non_trainable, (real, z),
+            logits, new_non_trainable = self.stateless_call(weights, non_trainable, tuple(data),
                                                             training=True)
             d_loss, g_loss, d_real, d_fake = self.losses_and_stats(*logits)
             return (d_loss, g_loss), (new_non_trainable, d_real, d_fake)
@@ -160,10 +177,11 @@ def _merge(mask: list[bool], d_grads: Any, g_grads: Any) -> list:
 
 
 class GANLoader(HDF5Loader):
-    """Batches of ``(real images in -1..1, noise vectors)`` from a split, shuffled per epoch.
+    """Batches of ``(real images in -1..1, noise vectors)`` from a split, shuffled per epoch;
+    with ``p.diff_augment`` also the DiffAugment uniforms ``(N, 2, DRAWS)``.
 
-    The noise of batch ``i`` of epoch ``e`` is drawn from ``(seed, e, i)``, so a resumed run sees
-    the same noise as an uninterrupted one.
+    The noise of batch ``i`` of epoch ``e`` is drawn from ``(seed, e, i)`` (and the uniforms from
+    the same with another stream), so a resumed run sees the same as an uninterrupted one.
     """
 
     def __init__(self, path: Path, p: DcganParams, seed: int, **kwargs: Any):
@@ -175,18 +193,22 @@ class GANLoader(HDF5Loader):
                          training=True, seed=seed, **kwargs)
         self.latent_dim = p.latent_dim
         self.grey = p.channels == 1 and stored[2] == 3
+        self.augmented = bool(p.diff_augment)
 
     def signature(self) -> list[tuple[str, tuple[int | None, ...]]]:
         (_, (batch, h, w, c)), _ = super().signature()
-        return [("float32", (batch, h, w, 1 if self.grey else c)),
-                ("float32", (batch, self.latent_dim))]
+        arrays = [("float32", (batch, h, w, 1 if self.grey else c)),
+                  ("float32", (batch, self.latent_dim))]
+        return [*arrays, ("float32", (batch, 2, DRAWS))] if self.augmented else arrays
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         images, _ = super().__getitem__(index)
         if self.grey:
             images = images @ np.array([[0.299], [0.587], [0.114]], np.float32)
         rng = np.random.default_rng([self.seed, self.epoch, index, 1])
         z = rng.standard_normal((len(images), self.latent_dim), dtype=np.float32)
+        if self.augmented:
+            return images * 2.0 - 1.0, z, draws([self.seed, self.epoch, index, 2], len(images))
         return images * 2.0 - 1.0, z
 
 

@@ -15,6 +15,7 @@ from pipeline.generative.dcgan import (
     GENERATOR,
     META,
     GANLoader,
+    augmenter,
     build_discriminator,
     build_generator,
     grid_image,
@@ -63,10 +64,11 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     path = hdf5_dir / f"{p.split}.h5"
     loader = GANLoader(path, p, seed)
     generator, discriminator = build_generator(p), build_discriminator(p)
-    gan = DCGAN(generator, discriminator, name="dcgan")
+    gan = DCGAN(generator, discriminator, augmenter(p), name="dcgan")
     gan.compile(optimizer=keras.optimizers.Adam(p.lr, beta_1=p.beta_1))
     print(f"dcgan: generator {generator.count_params():,} and discriminator "
-          f"{discriminator.count_params():,} parameters, {len(loader.split):,} images of {path}")
+          f"{discriminator.count_params():,} parameters, {len(loader.split):,} images of {path}"
+          + (f"; DiffAugment {', '.join(p.diff_augment)}" if p.diff_augment else ""))
     run.identify(
         {"dcgan": p.model_dump(mode="json"), "discriminator": json.loads(discriminator.to_json())},
         generator, path)
