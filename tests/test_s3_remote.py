@@ -14,7 +14,8 @@ endpoint go into ``.dvc/config.local`` (``dvc remote modify --local``), which gi
 DVC runs in this process (``tests.repo_copy.dvc``); its stages run as its subprocesses.
 
 The unreachable remote is an endpoint with nothing listening: ``dvc push`` fails non-zero,
-naming the endpoint, and leaves the workspace as it was.
+naming the endpoint, and leaves the workspace as it was. ``dvc exp push`` to it half-succeeds
+(the git ref reaches origin, the data does not) and says so; pushing again sends the data.
 """
 
 from __future__ import annotations
@@ -214,6 +215,14 @@ def test_push_pull_old_commits_and_experiments(s3_endpoint: str, tmp_path: Path)
     ok(repo, "exp", "run", "-n", "val-half", "split", "-S", "split.val=0.5")
     made = {k: v for k, v in digests(repo).items() if k.startswith("data/split/")}
     assert made != {k: v for k, v in two.items() if k.startswith("data/split/")}
+    # Pushed while the S3 endpoint is unreachable, DVC pushes the experiment's git ref first and
+    # then fails on its data (exit 255): pushing again once the server answers sends the data.
+    ok(repo, "remote", "modify", "--local", "s3", "endpointurl", f"http://127.0.0.1:{free_port()}")
+    done = dvc(repo, "exp", "push", "origin", "val-half")
+    assert done.returncode != 0 and "failed to push cache" in done.stderr, done.stderr
+    assert "Could not connect to the endpoint URL" in done.stderr
+    assert "val-half" in git(bare, "for-each-ref", "refs/exps")
+    ok(repo, "remote", "modify", "--local", "s3", "endpointurl", s3_endpoint)
     ok(repo, "exp", "push", "origin", "val-half")
     ok(clone, "exp", "pull", "origin", "val-half")
     assert "val-half" in ok(clone, "exp", "list", "--name-only")
