@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import StageGroup
+from stages.common import StageGroup, file_option, folder_option
 
 #: subcommand -> module whose ``cli`` it is. Stages first, in pipeline order.
 COMMANDS = {
@@ -229,8 +229,7 @@ EXPORT_FORMATS = ("onnx", "saved_model", "litert")
                 type=click.Path(file_okay=False, exists=True, path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(EXPORT_FORMATS),
               help="onnx (onnxruntime), saved_model (TensorFlow Serving) or litert (.tflite).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write, replaced as a whole [default: exports/FORMAT].")
+@folder_option("--out", None, "Folder to write, replaced as a whole [default: exports/FORMAT].")
 @click.option("--tolerance", type=click.FloatRange(min=0, min_open=True), default=1e-4,
               show_default=True, help="Largest |p - p_keras| allowed on the check images.")
 def export(model_dir: Path, fmt: str, out: Path | None, tolerance: float) -> None:
@@ -285,8 +284,8 @@ def generate(model: Path, n: int, out: Path, seed: int, grid: bool) -> None:
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--scale", type=click.IntRange(2, 8), default=None,
               help="Enlargement factor [default: the factor the model was trained for].")
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="models/srcnn", show_default=True, help="Folder written by the srcnn stage.")
+@folder_option("--model", "models/srcnn", dest="model_dir", exists=True,
+               help="Folder written by the srcnn stage.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=None,
               help="Skip images with more pixels than this, undecoded [default: "
               "ingest.max_pixels's default, 40000000].")
@@ -380,8 +379,7 @@ def metrics(targets: tuple[str, ...], width: int | None) -> None:
               help="Params key to sort and caption by (repeat for several).")
 @click.option("--exp", "names", multiple=True, metavar="NAME",
               help="Only these experiments (repeat); default: every one dvc exp show lists.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default="exp_grid.png",
-              show_default=True, help="The PNG to write.")
+@file_option("--out", "exp_grid.png", "The PNG to write.")
 @click.option("--cols", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option("--tile", default=192, show_default=True, type=click.IntRange(min=16),
               help="Side of each picture's square, in pixels.")
@@ -444,8 +442,7 @@ def _quiet_optuna() -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Trials at a time on this machine (default: the file's workers).")
 @_STORAGE
-@click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="params.yaml", show_default=True, help="Params the trials override.")
+@file_option("--params", "params.yaml", dest="params_path", help="Params the trials override.")
 def search_run(spec_path: Path, workers: int | None, storage: str | None,
                params_path: Path) -> None:
     """Run SPEC's study: each trial is `dvc exp run --temp TARGET -n NAME-NNN -S ...`.
@@ -534,8 +531,7 @@ def _show_queued(spec) -> None:
 
 @search.command("report")
 @_SPEC
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write (default: experiments/NAME/).")
+@folder_option("--out", None, "Folder to write (default: experiments/NAME/).")
 @_STORAGE
 def search_report(spec_path: Path, out: Path | None, storage: str | None) -> None:
     """Write SPEC's results to a folder (default experiments/NAME/): the ranked table
@@ -560,8 +556,7 @@ def search_report(spec_path: Path, out: Path | None, storage: str | None) -> Non
 
 @search.command("queue")
 @_SPEC
-@click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="params.yaml", show_default=True, help="Params the trials override.")
+@file_option("--params", "params.yaml", dest="params_path", help="Params the trials override.")
 @click.option("--dry-run", is_flag=True, help="Print the dvc commands without queueing them.")
 def search_queue(spec_path: Path, params_path: Path, dry_run: bool) -> None:
     """Draw all of SPEC's trials now and queue each as `dvc exp run --queue TARGET -S ...`.
@@ -611,11 +606,8 @@ def search_queue(spec_path: Path, params_path: Path, dry_run: bool) -> None:
               help="Experiments at a time on this machine.")
 @click.option("--prefix", default="ablate", show_default=True,
               help="Experiments are named PREFIX-KNOB-R; none of them may exist yet.")
-@click.option("--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="params.yaml", show_default=True, help="The params the knobs turn off.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default="results/ablate", show_default=True,
-              help="Folder for PREFIX.md (the table) and PREFIX.json.")
+@file_option("--params", "params.yaml", dest="params_path", help="The params the knobs turn off.")
+@folder_option("--out", "results/ablate", "Folder for PREFIX.md (the table) and PREFIX.json.")
 def ablate(knobs: tuple[str, ...], target: str, metric: str | None, repeats: int, workers: int,
            prefix: str, params_path: Path, out: Path) -> None:
     """Turn off one knob at a time, each run a DVC experiment, to see what is working.

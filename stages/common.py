@@ -113,15 +113,27 @@ class StageGroup(OneWayToFail, click.Group):
     """A command group whose subcommands (and their subcommands) fail in the one way."""
 
 
-params_option = click.option(
-    "--params", "params_path", type=click.Path(dir_okay=False, path_type=Path),
-    default="params.yaml", show_default=True, help="The params file to read and validate.",
-)
+def folder_option(flag: str, default: str | None, help: str | None = None, *,
+                  dest: str | None = None, exists: bool = False) -> Callable[[F], F]:
+    """``flag`` naming a folder, read as a :class:`~pathlib.Path`, its default shown in --help;
+    ``dest`` is the parameter's name where it is not the flag's."""
+    return click.option(flag, *([dest] if dest else []),
+                        type=click.Path(file_okay=False, exists=exists, path_type=Path),
+                        default=default, show_default=default is not None, help=help)
 
-hdf5_option = click.option(
-    "--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-    default="data/hdf5", show_default=True, help="Folder written by the hdf5 stage.",
-)
+
+def file_option(flag: str, default: str | None, help: str | None = None, *,
+                dest: str | None = None, exists: bool = False) -> Callable[[F], F]:
+    """``flag`` naming a file; otherwise as :func:`folder_option`."""
+    return click.option(flag, *([dest] if dest else []),
+                        type=click.Path(dir_okay=False, exists=exists, path_type=Path),
+                        default=default, show_default=default is not None, help=help)
+
+
+params_option = file_option("--params", "params.yaml", "The params file to read and validate.",
+                            dest="params_path")
+
+hdf5_option = folder_option("--data", "data/hdf5", "Folder written by the hdf5 stage.", exists=True)
 
 
 def training_outputs(model: str, live: str, checkpoint: str, checkpoint_help: str,
@@ -130,13 +142,9 @@ def training_outputs(model: str, live: str, checkpoint: str, checkpoint_help: st
                      ) -> Callable[[F], F]:
     """The ``--out``, ``--live`` and ``--checkpoint`` options of a stage that trains a model."""
     options = [
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=model,
-                     show_default=True, help=out_help),
-        click.option("--live", "live_dir", type=click.Path(file_okay=False, path_type=Path),
-                     default=live, show_default=True, help=live_help),
-        click.option("--checkpoint", "checkpoint_dir",
-                     type=click.Path(file_okay=False, path_type=Path), default=checkpoint,
-                     show_default=True, help=checkpoint_help),
+        folder_option("--out", model, out_help),
+        folder_option("--live", live, live_help, dest="live_dir"),
+        folder_option("--checkpoint", checkpoint, checkpoint_help, dest="checkpoint_dir"),
     ]
 
     def decorate(command: F) -> F:

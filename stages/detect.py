@@ -7,18 +7,17 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, fail, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, fail, folder_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="detect", cls=Stage)
 @params_option
 @click.argument("model", required=False)
 @click.argument("images", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--data", type=click.Path(file_okay=False, path_type=Path), default="data/detect",
-              show_default=True, help="Folder written by detect_data (stage mode).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Stage mode: folder for one <detector>.json per detector [default: "
-              "results/detect]. With MODEL: folder the drawn images go to [default: detections].")
+@folder_option("--data", "data/detect", "Folder written by detect_data (stage mode).")
+@folder_option("--out", None,
+               "Stage mode: folder for one <detector>.json per detector [default: "
+               "results/detect]. With MODEL: folder the drawn images go to [default: detections].")
 @click.option("--threshold", type=float, default=None,
               help="With MODEL: lowest score kept [default: the threshold detect.detectors gives "
               "that model, else 0: log-odds 0 for Keras models, p = 0.5].")

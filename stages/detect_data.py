@@ -6,16 +6,13 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option
+from stages.common import Stage, folder_option, load_or_exit, params_option
 
 
 @click.command(name="detect_data", cls=Stage)
 @params_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/detect",
-              show_default=True, help="Folder for train.json and test.json (COCO format).")
-@click.option("--reports", type=click.Path(file_okay=False, path_type=Path),
-              default="results/detect_data", show_default=True,
-              help="Folder for rejects.csv and summary.json.")
+@folder_option("--out", "data/detect", "Folder for train.json and test.json (COCO format).")
+@folder_option("--reports", "results/detect_data", "Folder for rejects.csv and summary.json.")
 def cli(params_path: Path, out: Path, reports: Path) -> None:
     """Read ``detect_data.source`` and check every image and box.
 

@@ -6,18 +6,15 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option
+from stages.common import Stage, folder_option, load_or_exit, params_option
 
 
 @click.command(name="detect_evaluate", cls=Stage)
 @params_option
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/detect", show_default=True, help="Folder written by detect_data.")
-@click.option("--detections", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="results/detect", show_default=True, help="Folder written by detect.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default="results/detect_evaluate", show_default=True,
-              help="Folder for metrics.json, report.json, pr/<detector>.csv and images/.")
+@folder_option("--data", "data/detect", exists=True, help="Folder written by detect_data.")
+@folder_option("--detections", "results/detect", exists=True, help="Folder written by detect.")
+@folder_option("--out", "results/detect_evaluate",
+               "Folder for metrics.json, report.json, pr/<detector>.csv and images/.")
 def cli(params_path: Path, data: Path, detections: Path, out: Path) -> None:
     """Score each of ``detect.detectors`` with pycocotools and draw what it found.
 

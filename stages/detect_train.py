@@ -6,14 +6,12 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option, quiet_backend, training_outputs
+from stages.common import Stage, folder_option, load_or_exit, params_option, quiet_backend, training_outputs
 
 
 @click.command(name="detect_train", cls=Stage)
 @params_option
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/detect_windows", show_default=True,
-              help="Folder written by detect_windows.")
+@folder_option("--data", "data/detect_windows", exists=True, help="Folder written by detect_windows.")
 @training_outputs("models/detect_train", "results/detect_train", "models/detect_train_checkpoint",
                   "Persistent folder for resuming after a kill, and the best epoch's model.")
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:

@@ -6,16 +6,14 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option
+from stages.common import Stage, folder_option, load_or_exit, params_option
 
 
 @click.command(name="detect_windows", cls=Stage)
 @params_option
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/detect", show_default=True, help="Folder written by detect_data.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default="data/detect_windows", show_default=True,
-              help="Folder for train.h5, val.h5, test.h5, mean.json and windows.json.")
+@folder_option("--data", "data/detect", exists=True, help="Folder written by detect_data.")
+@folder_option("--out", "data/detect_windows",
+               "Folder for train.h5, val.h5, test.h5, mean.json and windows.json.")
 def cli(params_path: Path, data: Path, out: Path) -> None:
     """Cut ``detect_windows.window``-sized windows: each box (and jittered copies) as its class,
     random windows overlapping no box as the background class (class 0).

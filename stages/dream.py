@@ -6,16 +6,16 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, folder_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="dream", cls=Stage)
 @params_option
 @click.argument("image", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("output", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="results/dream",
-              show_default=True, help="Stage mode: folder for dream.png, before_after.png, "
-              "metrics.json and the per-step plots.")
+@folder_option("--out", "results/dream",
+               "Stage mode: folder for dream.png, before_after.png, "
+               "metrics.json and the per-step plots.")
 def cli(params_path: Path, image: Path | None, output: Path | None, out: Path) -> None:
     """Gradient ascent on an image to excite ``dream.layers`` of ``dream.net`` (DeepDream).
 

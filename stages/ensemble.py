@@ -6,22 +6,16 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, fail, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, fail, folder_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="ensemble", cls=Stage)
 @params_option
-@click.option("--members", type=click.Path(file_okay=False, path_type=Path),
-              default="models/members", show_default=True,
-              help="Folder holding one trained model per ensemble.members entry.")
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/hdf5", show_default=True,
-              help="Folder of image splits.")
-@click.option("--features", type=click.Path(file_okay=False, path_type=Path),
-              default="data/features", show_default=True,
-              help="Folder of feature splits, read by logistic-regression members only.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default="results/ensemble", show_default=True)
+@folder_option("--members", "models/members", "Folder holding one trained model per ensemble.members entry.")
+@folder_option("--data", "data/hdf5", exists=True, help="Folder of image splits.")
+@folder_option("--features", "data/features",
+               "Folder of feature splits, read by logistic-regression members only.")
+@folder_option("--out", "results/ensemble")
 def cli(params_path: Path, members: Path, data: Path, features: Path, out: Path) -> None:
     """Score the ensemble of ``ensemble.members`` (trained by the train_member stages) and
     ``ensemble.models`` (any trained model folders) on ``evaluate.split``.

@@ -7,22 +7,19 @@ from pathlib import Path
 import click
 
 from pipeline.transfer.logreg import MODEL
-from stages.common import Stage, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, folder_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="evaluate", cls=Stage)
 @params_option
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="models/train", show_default=True,
-              help="Folder with model.keras (or model.joblib from train_logreg).")
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/hdf5", show_default=True,
-              help="Folder of split files: data/hdf5 for Keras models, data/features for logreg.")
-@click.option("--images", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default=None, help="Folder of image splits the misclassified grid is drawn from "
-              "[default: --data, for Keras models; no grid for logreg without it].")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default="results/evaluate", show_default=True)
+@folder_option("--model", "models/train", dest="model_dir", exists=True,
+               help="Folder with model.keras (or model.joblib from train_logreg).")
+@folder_option("--data", "data/hdf5", exists=True,
+               help="Folder of split files: data/hdf5 for Keras models, data/features for logreg.")
+@folder_option("--images", None, exists=True,
+               help="Folder of image splits the misclassified grid is drawn from "
+               "[default: --data, for Keras models; no grid for logreg without it].")
+@folder_option("--out", "results/evaluate")
 def cli(params_path: Path, model_dir: Path, data: Path, images: Path, out: Path) -> None:
     """Score the trained model on ``evaluate.split`` (the test split by default).
 

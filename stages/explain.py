@@ -7,14 +7,13 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, hdf5_option, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, folder_option, hdf5_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="explain", cls=Stage)
 @params_option
 @hdf5_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="results/explain",
-              show_default=True, help="Folder for images/, grid.png, report.json and metrics.json.")
+@folder_option("--out", "results/explain", "Folder for images/, grid.png, report.json and metrics.json.")
 def cli(params_path: Path, data: Path, out: Path) -> None:
     """Where ``explain.model`` looked: Grad-CAM (Selvaraju et al.) on ``explain.split``.
 

@@ -6,16 +6,22 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, hdf5_option, load_or_exit, params_option, quiet_backend
+from stages.common import (
+    Stage,
+    file_option,
+    folder_option,
+    hdf5_option,
+    load_or_exit,
+    params_option,
+    quiet_backend,
+)
 
 
 @click.command(name="export", cls=Stage)
 @params_option
 @hdf5_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/export",
-              show_default=True, help="Folder for one subfolder per format, each with export.json.")
-@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="results/export/metrics.json", show_default=True)
+@folder_option("--out", "models/export", "Folder for one subfolder per format, each with export.json.")
+@file_option("--metrics", "results/export/metrics.json", dest="metrics_path")
 def cli(params_path: Path, data: Path, out: Path, metrics_path: Path) -> None:
     """Export ``export.model`` in each of ``export.formats`` and score each on ``export.split``.
 

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, fail, hdf5_option, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, fail, folder_option, hdf5_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="extract_features", cls=Stage)
 @params_option
 @hdf5_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/features",
-              show_default=True, help="Folder for <split>.h5 feature files.")
+@folder_option("--out", "data/features", "Folder for <split>.h5 feature files.")
 def cli(params_path: Path, data: Path, out: Path) -> None:
     """Write ``<split>.h5`` with ``features`` (N, D), ``labels``, ``paths`` and class names.
 

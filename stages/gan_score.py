@@ -6,18 +6,15 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, fail, hdf5_option, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, fail, folder_option, hdf5_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="gan_score", cls=Stage)
 @params_option
 @hdf5_option
-@click.option("--generator", "generator_dir", type=click.Path(file_okay=False, exists=True,
-              path_type=Path), default="models/dcgan", show_default=True,
-              help="Folder written by the dcgan stage.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default="results/gan_score", show_default=True,
-              help="Folder for metrics.json, histogram.csv and samples.png.")
+@folder_option("--generator", "models/dcgan", dest="generator_dir", exists=True,
+               help="Folder written by the dcgan stage.")
+@folder_option("--out", "results/gan_score", "Folder for metrics.json, histogram.csv and samples.png.")
 def cli(params_path: Path, data: Path, generator_dir: Path, out: Path) -> None:
     """Classify ``gan_score.samples`` generated images with ``gan_score.classifier``.
 

@@ -6,15 +6,13 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option
+from stages.common import Stage, folder_option, load_or_exit, params_option
 
 
 @click.command(name="hdf5", cls=Stage)
 @params_option
-@click.option("--splits", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/split", show_default=True, help="Folder written by the split stage.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/hdf5",
-              show_default=True, help="Folder for <split>.h5 and mean.json (mean and std).")
+@folder_option("--splits", "data/split", exists=True, help="Folder written by the split stage.")
+@folder_option("--out", "data/hdf5", "Folder for <split>.h5 and mean.json (mean and std).")
 def cli(params_path: Path, splits: Path, out: Path) -> None:
     """Write ``<split>.h5`` (images uint8 N,H,W,C chunked per image; labels; classes; paths).
 

@@ -6,22 +6,18 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option
+from stages.common import Stage, file_option, folder_option, load_or_exit, params_option
 
 
 @click.command(name="hog_svm", cls=Stage)
 @params_option
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/detect", show_default=True,
-              help="Folder written by detect_data (its negative training images are mined).")
-@click.option("--windows", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/detect_windows", show_default=True,
-              help="Folder written by detect_windows (train.h5 is fitted).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/hog_svm",
-              show_default=True, help="Folder for svm.joblib, hog.json and mining.json.")
-@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="results/hog_svm/metrics.json", show_default=True,
-              help="Headline numbers: chosen C, cross-validated accuracy, false positives.")
+@folder_option("--data", "data/detect", exists=True,
+               help="Folder written by detect_data (its negative training images are mined).")
+@folder_option("--windows", "data/detect_windows", exists=True,
+               help="Folder written by detect_windows (train.h5 is fitted).")
+@folder_option("--out", "models/hog_svm", "Folder for svm.joblib, hog.json and mining.json.")
+@file_option("--metrics", "results/hog_svm/metrics.json", dest="metrics_path",
+             help="Headline numbers: chosen C, cross-validated accuracy, false positives.")
 def cli(params_path: Path, data: Path, windows: Path, out: Path, metrics_path: Path) -> None:
     """Fit a LinearSVC on the HOG descriptors of the training windows (``hog_svm.c_values``
     cross-validated over ``hog_svm.folds``), then ``hog_svm.mining_rounds`` rounds of

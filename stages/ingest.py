@@ -6,16 +6,14 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, fail, load_or_exit, params_option
+from stages.common import Stage, fail, folder_option, load_or_exit, params_option
 
 
 @click.command(name="ingest", cls=Stage)
 @params_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/ingest",
-              show_default=True, help="Folder for manifest.csv and classes.json.")
-@click.option("--reports", type=click.Path(file_okay=False, path_type=Path),
-              default="results/ingest", show_default=True,
-              help="Folder for rejects.csv, duplicates.csv, summary.json and report.json.")
+@folder_option("--out", "data/ingest", "Folder for manifest.csv and classes.json.")
+@folder_option("--reports", "results/ingest",
+               "Folder for rejects.csv, duplicates.csv, summary.json and report.json.")
 def cli(params_path: Path, out: Path, reports: Path) -> None:
     """Read the images named by ``ingest.source`` and keep the usable ones.
 

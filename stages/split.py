@@ -6,20 +6,17 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option
+from stages.common import Stage, file_option, folder_option, load_or_exit, params_option
 
 
 @click.command(name="split", cls=Stage)
 @params_option
-@click.option("--manifest", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default="data/ingest/manifest.csv", show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/split",
-              show_default=True, help="Folder for <split>.csv and classes.json.")
-@click.option("--metrics", type=click.Path(dir_okay=False, path_type=Path),
-              default="results/split/counts.json", show_default=True,
-              help="Images per split and leaked_groups (DVC metrics); the per-class counts "
-              "and fractions go to report.json in the same folder, the groups and what "
-              "crosses splits to leakage.json.")
+@file_option("--manifest", "data/ingest/manifest.csv", exists=True)
+@folder_option("--out", "data/split", "Folder for <split>.csv and classes.json.")
+@file_option("--metrics", "results/split/counts.json",
+             "Images per split and leaked_groups (DVC metrics); the per-class counts "
+             "and fractions go to report.json in the same folder, the groups and what "
+             "crosses splits to leakage.json.")
 def cli(params_path: Path, manifest: Path, out: Path, metrics: Path) -> None:
     """Assign every image to train, train_dev, val or test by its content hash and the seed.
 

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option, quiet_backend, training_outputs
+from stages.common import Stage, folder_option, load_or_exit, params_option, quiet_backend, training_outputs
 
 
 @click.command(name="srcnn", cls=Stage)
 @params_option
-@click.option("--data", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/srcnn", show_default=True, help="Folder written by srcnn_data.")
+@folder_option("--data", "data/srcnn", exists=True, help="Folder written by srcnn_data.")
 @training_outputs("models/srcnn", "results/srcnn", "models/srcnn_checkpoint",
                   "Persistent folder for resuming after a kill.",
                   out_help="Folder for model.keras and srcnn.json (scale, border).",

@@ -7,13 +7,12 @@ from pathlib import Path
 import click
 
 from pipeline.io.errors import InputError
-from stages.common import Stage, exit_listing, images_or_exit, load_or_exit, params_option
+from stages.common import Stage, exit_listing, folder_option, images_or_exit, load_or_exit, params_option
 
 
 @click.command(name="srcnn_data", cls=Stage)
 @params_option
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="data/srcnn",
-              show_default=True, help="Folder for train.h5, val.h5 and patches.json.")
+@folder_option("--out", "data/srcnn", "Folder for train.h5, val.h5 and patches.json.")
 def cli(params_path: Path, out: Path) -> None:
     """Cut ``srcnn_data.patch_size``-pixel sub-images every ``srcnn_data.stride`` pixels.
 

@@ -9,6 +9,7 @@ import click
 from stages.common import (
     Stage,
     exit_listing,
+    folder_option,
     images_or_exit,
     load_or_exit,
     params_option,
@@ -18,11 +19,10 @@ from stages.common import (
 
 @click.command(name="srcnn_evaluate", cls=Stage)
 @params_option
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="models/srcnn", show_default=True, help="Folder written by the srcnn stage.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default="results/srcnn_evaluate", show_default=True,
-              help="Folder for metrics.json, report.json, per_image.csv and crops.png.")
+@folder_option("--model", "models/srcnn", dest="model_dir", exists=True,
+               help="Folder written by the srcnn stage.")
+@folder_option("--out", "results/srcnn_evaluate",
+               "Folder for metrics.json, report.json, per_image.csv and crops.png.")
 def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     """Degrade each image of ``srcnn_evaluate.images`` by ``srcnn_evaluate.scale`` and restore it.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, folder_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="stylize", cls=Stage)
@@ -14,10 +14,9 @@ from stages.common import Stage, load_or_exit, params_option, quiet_backend
 @click.argument("content", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("style", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("output", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              default="results/stylize", show_default=True,
-              help="Stage mode: folder for stylized.png, before_after.png, metrics.json and the "
-              "per-step plots.")
+@folder_option("--out", "results/stylize",
+               "Stage mode: folder for stylized.png, before_after.png, metrics.json and the "
+               "per-step plots.")
 def cli(params_path: Path, content: Path | None, style: Path | None, output: Path | None,
         out: Path) -> None:
     """Paint the content image in the style image's textures by optimising its pixels.

@@ -6,18 +6,14 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, load_or_exit, params_option
+from stages.common import Stage, file_option, folder_option, load_or_exit, params_option
 
 
 @click.command(name="train_logreg", cls=Stage)
 @params_option
-@click.option("--features", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default="data/features", show_default=True,
-              help="Folder written by extract_features.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="models/logreg",
-              show_default=True, help="Folder for model.joblib and model.json.")
-@click.option("--metrics", "metrics_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="results/train_logreg/metrics.json", show_default=True)
+@folder_option("--features", "data/features", exists=True, help="Folder written by extract_features.")
+@folder_option("--out", "models/logreg", "Folder for model.joblib and model.json.")
+@file_option("--metrics", "results/train_logreg/metrics.json", dest="metrics_path")
 def cli(params_path: Path, features: Path, out: Path, metrics_path: Path) -> None:
     """Fit ``LogisticRegression`` with ``GridSearchCV`` over ``train_logreg.grid`` on the train
     split's features (stratified ``cv`` folds, ``n_jobs`` parallel fits), refit the best on all
