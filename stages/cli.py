@@ -451,7 +451,8 @@ def search_run(spec_path: Path, workers: int | None, storage: str | None,
     key or URL). Trials stop at TARGET (a training stage), so the test split is scored only
     after `dvc exp apply BEST && dvc repro`. Run the same command on another machine with the
     same storage (a database URL) and git/DVC remotes to add workers; set `push: REMOTE` in the
-    file so each machine pushes its experiments.
+    file so each machine pushes its experiments (exit 1 after the study, listing any that
+    could not be pushed).
     """
     from pipeline.config import ParamsError
     from pipeline.search import table
@@ -474,6 +475,12 @@ def search_run(spec_path: Path, workers: int | None, storage: str | None,
     ranked = table.rows(spec, runner.study())
     click.echo(table.markdown(spec, ranked))
     _say_best(ranked)
+    if runner.push_failures:
+        click.echo(f"error: {len(runner.push_failures)} experiment(s) not pushed to "
+                   f"{spec.push}; run the same dvc exp push once the remote answers:", err=True)
+        for line in runner.push_failures:
+            click.echo(f"  {line}", err=True)
+        sys.exit(1)
 
 
 def _say_best(ranked) -> None:

@@ -155,6 +155,21 @@ def training_outputs(model: str, live: str, checkpoint: str, checkpoint_help: st
     return decorate
 
 
+def training_stage(name: str, outputs: tuple[str, str, str],
+                   checkpoint_help: str = "Persistent folder for resuming after a kill.", *,
+                   data: Callable[[F], F] = hdf5_option, **helps: str,
+                   ) -> Callable[[Callable[..., Any]], click.Command]:
+    """The command of a stage that trains a model: ``--params``, ``--data`` (the hdf5 folder
+    unless ``data`` says otherwise), then :func:`training_outputs` (``outputs``: the model,
+    dvclive and checkpoint folders; ``helps``: its ``out_help``/``live_help``)."""
+
+    def decorate(function: Callable[..., Any]) -> click.Command:
+        function = training_outputs(*outputs, checkpoint_help, **helps)(function)
+        return click.command(name=name, cls=Stage)(params_option(data(function)))
+
+    return decorate
+
+
 def load_or_exit(path: Path, inputs: tuple[str, ...] = ()) -> Params:
     """Validate the whole params file, and that the paths the keys ``inputs`` name (the ones
     this stage reads, e.g. ``ingest.source.path``) are there; on any error print each dotted

@@ -6,25 +6,13 @@ from pathlib import Path
 
 import click
 
-from stages.common import (
-    Stage,
-    fail,
-    hdf5_option,
-    load_or_exit,
-    params_option,
-    quiet_backend,
-    training_outputs,
-)
+from stages.common import fail, load_or_exit, quiet_backend, training_stage
 
 
-@click.command(name="dcgan", cls=Stage)
-@params_option
-@hdf5_option
-@training_outputs("models/dcgan", "results/dcgan", "models/dcgan_checkpoint",
-                  "Persistent folder for resuming after a kill.",
-                  out_help="Folder for generator.keras, discriminator.keras, dcgan.json.",
-                  live_help="dvclive folder: losses per epoch, curves.png, samples.png and one "
-                  "sample grid per epoch under plots/images/samples.")
+@training_stage("dcgan", ("models/dcgan", "results/dcgan", "models/dcgan_checkpoint"),
+                out_help="Folder for generator.keras, discriminator.keras, dcgan.json.",
+                live_help="dvclive folder: losses per epoch, curves.png, samples.png and one "
+                "sample grid per epoch under plots/images/samples.")
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
     """Train ``dcgan`` (Radford et al.'s architecture, Adam 2e-4, beta_1 0.5) with ``model.fit``.
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, folder_option, load_or_exit, params_option, quiet_backend, training_outputs
+from stages.common import folder_option, load_or_exit, quiet_backend, training_stage
 
 
-@click.command(name="detect_train", cls=Stage)
-@params_option
-@folder_option("--data", "data/detect_windows", exists=True, help="Folder written by detect_windows.")
-@training_outputs("models/detect_train", "results/detect_train", "models/detect_train_checkpoint",
-                  "Persistent folder for resuming after a kill, and the best epoch's model.")
+@training_stage("detect_train", ("models/detect_train", "results/detect_train",
+                                 "models/detect_train_checkpoint"),
+                "Persistent folder for resuming after a kill, and the best epoch's model.",
+                data=folder_option("--data", "data/detect_windows", exists=True,
+                                   help="Folder written by detect_windows."))
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
     """Train ``detect_train.model`` on the windows exactly as ``train`` trains on images.
 

@@ -6,21 +6,10 @@ from pathlib import Path
 
 import click
 
-from stages.common import (
-    Stage,
-    hdf5_option,
-    load_or_exit,
-    params_option,
-    quiet_backend,
-    training_outputs,
-)
+from stages.common import load_or_exit, quiet_backend, training_stage
 
 
-@click.command(name="finetune", cls=Stage)
-@params_option
-@hdf5_option
-@training_outputs("models/finetune", "results/finetune", "models/finetune_checkpoint",
-                  "Persistent folder for resuming after a kill.")
+@training_stage("finetune", ("models/finetune", "results/finetune", "models/finetune_checkpoint"))
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
     """Fine-tune ``backbone.name`` with a new head (``finetune.head``).
 

@@ -6,16 +6,14 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, folder_option, load_or_exit, params_option, quiet_backend, training_outputs
+from stages.common import folder_option, load_or_exit, quiet_backend, training_stage
 
 
-@click.command(name="srcnn", cls=Stage)
-@params_option
-@folder_option("--data", "data/srcnn", exists=True, help="Folder written by srcnn_data.")
-@training_outputs("models/srcnn", "results/srcnn", "models/srcnn_checkpoint",
-                  "Persistent folder for resuming after a kill.",
-                  out_help="Folder for model.keras and srcnn.json (scale, border).",
-                  live_help="dvclive folder: loss and PSNR per epoch, curves.png.")
+@training_stage("srcnn", ("models/srcnn", "results/srcnn", "models/srcnn_checkpoint"),
+                data=folder_option("--data", "data/srcnn", exists=True,
+                                   help="Folder written by srcnn_data."),
+                out_help="Folder for model.keras and srcnn.json (scale, border).",
+                live_help="dvclive folder: loss and PSNR per epoch, curves.png.")
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path) -> None:
     """Fit SRCNN with ``model.fit`` on data/srcnn/train.h5, monitoring val.h5.
 

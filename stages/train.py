@@ -6,22 +6,11 @@ from pathlib import Path
 
 import click
 
-from stages.common import (
-    Stage,
-    fail,
-    hdf5_option,
-    load_or_exit,
-    params_option,
-    quiet_backend,
-    training_outputs,
-)
+from stages.common import fail, load_or_exit, quiet_backend, training_stage
 
 
-@click.command(name="train", cls=Stage)
-@params_option
-@hdf5_option
-@training_outputs("models/train", "results/train", "models/checkpoint",
-                  "Persistent folder for resuming after a kill, and the best epoch's model.")
+@training_stage("train", ("models/train", "results/train", "models/checkpoint"),
+                "Persistent folder for resuming after a kill, and the best epoch's model.")
 @click.option("--member", default=None, metavar="NAME",
               help="Train ensemble member NAME: the params with ensemble.members.NAME merged in.")
 def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir: Path,
