@@ -190,6 +190,12 @@ def exit_listing(title: str, lines: list[str], code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def note(message: str | None) -> None:
+    """Print ``note: message`` on stderr, where there is a message."""
+    if message:
+        click.echo(f"note: {message}", err=True)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``message`` as an error and exit: 2 for bad params or input, 1 for a failed run."""
     click.echo(f"error: {message}", err=True)

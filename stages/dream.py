@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, folder_option, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, folder_option, load_or_exit, note, params_option, quiet_backend
 
 
 @click.command(name="dream", cls=Stage)
@@ -36,9 +36,7 @@ def cli(params_path: Path, image: Path | None, output: Path | None, out: Path) -
     quiet_backend()
     from pipeline.generative.reverse_runs import dream_file, random_weights_note, run_dream
 
-    note = random_weights_note(params.dream.net, "dream")
-    if note:
-        click.echo(f"note: {note}", err=True)
+    note(random_weights_note(params.dream.net, "dream"))
     if image is not None:
         summary = dream_file(params.dream, image, output, params.ingest.max_pixels)
         click.echo(f"dream: {image} -> {output} ({summary['steps']} steps, loss "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, folder_option, load_or_exit, params_option, quiet_backend
+from stages.common import Stage, folder_option, load_or_exit, note, params_option, quiet_backend
 
 
 @click.command(name="stylize", cls=Stage)
@@ -40,9 +40,7 @@ def cli(params_path: Path, content: Path | None, style: Path | None, output: Pat
     quiet_backend()
     from pipeline.generative.reverse_runs import random_weights_note, run_stylize, stylize_file
 
-    note = random_weights_note(params.stylize.net, "stylize")
-    if note:
-        click.echo(f"note: {note}", err=True)
+    note(random_weights_note(params.stylize.net, "stylize"))
     if content is not None:
         summary = stylize_file(params.stylize, content, style, output, params.ingest.max_pixels)
         click.echo(f"stylize: {content} in the style of {style} -> {output} "
