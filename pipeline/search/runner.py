@@ -6,7 +6,9 @@ once and the workspace is untouched), read the validation metric from the experi
 and tell the study. Trials are numbered by the storage, so workers in other processes or on other
 machines sharing it never run the same trial, and together they stop at ``trials``. A trial whose
 training callback was told to prune is told ``PRUNED``; one whose ``dvc exp run`` fails, ``FAIL``
-(its log stays in ``.cvpipe/search/STUDY/``).
+(its log stays in ``.cvpipe/search/STUDY/``). With ``push: REMOTE`` each finished trial is
+``dvc exp push REMOTE NAME``; a push that fails is announced with DVC's error (which names the
+endpoint) and listed in ``push_failures``.
 """
 
 from __future__ import annotations
@@ -75,6 +77,20 @@ class Outcome:
     overrides: dict[str, Any]
 
 
+def push_experiment(root: Path, remote: str, name: str) -> str | None:
+    """``dvc exp push REMOTE NAME`` in ``root``; None when it worked, else what went wrong: DVC's
+    error lines (an unreachable DVC remote is named by its URL). DVC pushes the git ref before
+    the data, so a failed push may leave the experiment on ``remote`` without its outputs; the
+    same command, run again once the remote answers, sends them."""
+    done = subprocess.run([*DVC, "exp", "push", remote, name], cwd=root, capture_output=True,
+                          text=True, check=False)
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+    why = " | ".join(lines or done.stderr.strip().splitlines()[-1:]) or "no message"
+    return f"dvc exp push {remote} {name} exited {done.returncode}: {why}"
+
+
 class Runner:
     """Runs ``spec``'s trials in ``root`` against the storage at ``url``."""
 
@@ -85,6 +101,8 @@ class Runner:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._lock = threading.Lock()
         self.outcomes: list[Outcome] = []
+        #: One line per finished trial whose ``dvc exp push`` failed (see push_experiment).
+        self.push_failures: list[str] = []
 
     def study(self) -> optuna.Study:
         """A study object of its own (one per thread: each has its own sampler)."""
@@ -141,11 +159,15 @@ class Runner:
             study.tell(trial, value)
             outcome = Outcome(trial.number, name, "COMPLETE", value, overrides)
             self.announce(f"{name}: {self.spec.metric_key} {value:.4f}")
+        failed_push = None
         if self.spec.push and outcome.state != "FAIL":
-            subprocess.run([*DVC, "exp", "push", self.spec.push, name], cwd=self.root,
-                           check=False)
+            failed_push = push_experiment(self.root, self.spec.push, name)
+            if failed_push:
+                self.announce(f"{name}: not shared: {failed_push}")
         with self._lock:
             self.outcomes.append(outcome)
+            if failed_push:
+                self.push_failures.append(failed_push)
         return outcome
 
     def _work(self, errors: list[BaseException]) -> None:
