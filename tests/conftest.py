@@ -57,6 +57,17 @@ def shipped_params_with(folder: Path, **sections: dict) -> Path:
     return path
 
 
+def set_dotted(tree: dict, values: dict[str, object]) -> dict:
+    """``tree`` with each dotted key of ``values`` (``section.key``: value) set; returned."""
+    for dotted, value in values.items():
+        *parents, name = dotted.split(".")
+        node = tree
+        for part in parents:
+            node = node[part]
+        node[name] = value
+    return tree
+
+
 def write_image(path: Path, seed: int, size: tuple[int, int] = (12, 10), fmt: str = "PNG") -> Path:
     """A random RGB image, distinct per ``seed``."""
     rng = np.random.default_rng(seed)

@@ -39,7 +39,7 @@ import h5py
 import pytest
 import yaml
 
-from tests.conftest import copy_project, make_class_folders, run, write_image
+from tests.conftest import copy_project, make_class_folders, run, set_dotted, write_image
 
 pytestmark = pytest.mark.slow
 
@@ -53,13 +53,7 @@ KEPT = ("ingest", "split", *STAGES)
 
 def set_params(root: Path, values: dict[str, object]) -> None:
     """Write dotted ``values`` (``section.key``: value) into ``root/params.yaml``."""
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for dotted, value in values.items():
-        *parents, name = dotted.split(".")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[name] = value
+    params = set_dotted(yaml.safe_load((root / "params.yaml").read_text()), values)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 

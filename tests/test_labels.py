@@ -16,7 +16,7 @@ from pipeline.train.augment import build, write_preview
 from pipeline.train.loader import HDF5Loader, eval_data, fit_data
 from pipeline.train.preprocess import Preprocessor
 from pipeline.train.training import compile_model, one_hot
-from tests.conftest import ROOT
+from tests.conftest import ROOT, set_dotted
 
 CLASSES = 7
 #: Images of distinct random pixels, so where each output pixel came from shows.
@@ -193,14 +193,7 @@ def test_preview_shows_the_mixing(tmp_path: Path) -> None:
 
 
 def shipped_with(**train: object) -> dict:
-    data = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for key, value in train.items():
-        node = data
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[last] = value
-    return data
+    return set_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), train)
 
 
 @pytest.mark.parametrize(("overrides", "line"), [
