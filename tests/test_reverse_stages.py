@@ -99,13 +99,18 @@ def stages_run(params: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
                     for name in ("dream", "stylize")}
 
 
+def stage_output(stages_run: tuple[Path, dict[str, Result]], stage: str) -> Path:
+    """The stage's results folder, once it ran, saying its net has random weights."""
+    folder, results = stages_run
+    done = results[stage]
+    assert done.exit_code == 0, done.output
+    assert f"{stage}.net.weights is none: random weights" in done.stderr
+    return folder / "results" / stage
+
+
 def test_the_dream_stage_writes_its_picture_plots_and_metrics(
         stages_run: tuple[Path, dict[str, Result]], photos: Path) -> None:
-    folder, results = stages_run
-    done = results["dream"]
-    assert done.exit_code == 0, done.output
-    assert "dream.net.weights is none: random weights" in done.stderr
-    out = folder / "results/dream"
+    out = stage_output(stages_run, "dream")
     dreamed = Image.open(out / "dream.png")
     assert dreamed.format == "PNG" and dreamed.size == DREAMED_SIZE
     before = Image.open(photos / "astronaut.png").resize(DREAMED_SIZE, Image.Resampling.BICUBIC)
@@ -125,11 +130,7 @@ def test_the_dream_stage_writes_its_picture_plots_and_metrics(
 
 def test_the_stylize_stage_writes_its_picture_plots_and_metrics(
         stages_run: tuple[Path, dict[str, Result]]) -> None:
-    folder, results = stages_run
-    done = results["stylize"]
-    assert done.exit_code == 0, done.output
-    assert "stylize.net.weights is none: random weights" in done.stderr
-    out = folder / "results/stylize"
+    out = stage_output(stages_run, "stylize")
     stylized = Image.open(out / "stylized.png")
     assert stylized.format == "PNG" and stylized.size == (40, 40)
     pair = Image.open(out / "before_after.png")
@@ -141,7 +142,7 @@ def test_the_stylize_stage_writes_its_picture_plots_and_metrics(
         rows = (out / f"plots/metrics/{name}.tsv").read_text().splitlines()
         assert rows[0].split("\t")[-1] == name and len(rows) == 1 + 3, name
     assert list((out / "plots/images").rglob("*.png"))
-    assert sorted(p.name for p in folder.iterdir()) == ["results"]  # nothing beside it
+    assert sorted(p.name for p in out.parent.parent.iterdir()) == ["results"]  # nothing beside it
 
 
 def test_cvpipe_dream_writes_exactly_the_output(params: Path, photos: Path, tmp_path: Path) -> None:
