@@ -73,16 +73,14 @@ class Params(Section):
     stylize: StylizeParams = StylizeParams()
 
     @model_validator(mode="after")
-    def _srcnn_label_fits(self) -> Params:
+    def _sections_agree(self) -> Params:
+        """Keys that another section's keys constrain: SRCNN's label must fit in its patch; a
+        group column needs a CSV source."""
         lost = sum(k - 1 for k in self.srcnn.kernels)
         if self.srcnn_data.patch_size <= lost:
             raise KeyedError(
                 f"srcnn_data.patch_size: must exceed {lost}, the pixels srcnn.kernels "
                 f"{list(self.srcnn.kernels)} lose, got {self.srcnn_data.patch_size}")
-        return self
-
-    @model_validator(mode="after")
-    def _group_column_needs_csv(self) -> Params:
         if self.split.group.column and self.ingest.source.kind != "csv":
             raise KeyedError(
                 f"split.group.column: a column of the source CSV, so ingest.source.kind must be "
@@ -100,8 +98,6 @@ class Params(Section):
                 raise ValueError(f"ensemble.members.{name}: {key}: "
                                  f"{first['msg'].removeprefix('Value error, ')}") from None
         return self
-
-
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
