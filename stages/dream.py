@@ -39,13 +39,16 @@ def cli(params_path: Path, image: Path | None, output: Path | None, out: Path) -
     note(random_weights_note(params.dream.net, "dream"))
     if image is not None:
         summary = dream_file(params.dream, image, output, params.ingest.max_pixels)
-        click.echo(f"dream: {image} -> {output} ({summary['steps']} steps, loss "
-                   f"{summary['loss_first']:.4g} -> {summary['loss_last']:.4g})")
+        click.echo(f"dream: {image} -> {output} ({summary['steps']} steps, {loss(summary)})")
         return
     summary = run_dream(params.dream, out, params.ingest.max_pixels)
     click.echo(f"dream: {summary['octaves']} octaves, {summary['steps']} steps in "
-               f"{summary['seconds']:.1f} s, loss {summary['loss_first']:.4g} -> "
-               f"{summary['loss_last']:.4g}; {out / 'dream.png'}")
+               f"{summary['seconds']:.1f} s, {loss(summary)}; {out / 'dream.png'}")
+
+
+def loss(summary: dict) -> str:
+    """The loss at the first and the last step."""
+    return f"loss {summary['loss_first']:.4g} -> {summary['loss_last']:.4g}"
 
 
 if __name__ == "__main__":
