@@ -6,16 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from pipeline.config.base import (
-    AccumulateSteps,
-    ClipNorm,
-    ClipValue,
-    Ema,
-    EmaMomentum,
-    Optimizer,
-    PosInt,
-    Section,
-)
+from pipeline.config.base import Optimizer, PosInt, Section
+from pipeline.config.optimizer_knobs import AccumulateSteps, ClipNorm, ClipValue, Ema, EmaMomentum
 from pipeline.models import ARCHITECTURES
 
 

@@ -6,16 +6,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from pipeline.config.base import (
-    AccumulateSteps,
-    ClipNorm,
-    ClipValue,
-    Ema,
-    EmaMomentum,
-    Optimizer,
-    PosInt,
-    Section,
-)
+from pipeline.config.base import Optimizer, PosInt, Section
+from pipeline.config.optimizer_knobs import AccumulateSteps, ClipNorm, ClipValue, Ema, EmaMomentum
 from pipeline.config.training import (
     AugmentParams,
     LabelSmoothing,
@@ -110,9 +102,9 @@ class PhaseParams(Section):
     epochs: int = Field(5, ge=0, description="Epochs of this phase (0 skips it).")
     optimizer: Optimizer = "sgd"
     lr: float = Field(0.001, gt=0.0, le=10.0, description="(Peak) learning rate.")
+    weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="AdamW weight decay.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
     nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0.0, lt=1.0, description="AdamW weight decay.")
     clipnorm: ClipNorm = None
     clipvalue: ClipValue = None
     ema: Ema = False
