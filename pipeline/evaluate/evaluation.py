@@ -106,13 +106,12 @@ class Scorer:
         self.batch_size = batch_size
         self.is_keras = not (self.model_dir / logreg.MODEL).exists()
         if self.is_keras:
-            import keras
-
+            from pipeline.models import zoo
             from pipeline.train.preprocess import load_spec
 
             self.preprocessor, self.spec = load_spec(self.model_dir / "preprocess.json")
             # Without the optimizer: scoring needs none, and its custom schedule may not import.
-            self.model = keras.models.load_model(self.model_dir / "model.keras", compile=False)
+            self.model = zoo.load(self.model_dir / "model.keras")
             self.classes: list[str] = self.spec["classes"]
         else:
             self.model, meta = logreg.load(self.model_dir)

@@ -73,10 +73,10 @@ def load_source(folder: Path, key: str = "export.model") -> Source:
         if not (folder / name).is_file():
             raise InputError(f"{key}: no {folder / name} (the train stage writes model.keras "
                              "and preprocess.json)")
-    import keras
+    from pipeline.models import zoo
 
     preprocessor, spec = load_spec(folder / "preprocess.json")
-    model = keras.models.load_model(folder / "model.keras", compile=False)
+    model = zoo.load(folder / "model.keras")
     if "size" not in spec or "channels" not in spec:
         if preprocessor.crop or preprocessor.size or preprocessor.rgb:
             raise InputError(f"{key}: {folder / 'preprocess.json'} lacks size and channels")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -32,3 +33,11 @@ def build(name: str, input_shape: tuple[int, int, int], classes: int, arch: Any 
         return make(input_shape, classes, knobs, stages=arch.stages, filters=arch.filters,
                     stem=arch.stem)
     return make(input_shape, classes, knobs)
+
+
+def load(path: str | Path) -> keras.Model:
+    """A saved ``.keras`` model, not compiled, with the zoo's own layers
+    (:class:`~pipeline.models.blocks.Maxout`) known to Keras: load every trained model this way."""
+    from pipeline.models import blocks  # noqa: F401  (registers them)
+
+    return keras.models.load_model(path, compile=False)

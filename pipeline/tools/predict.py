@@ -62,15 +62,14 @@ def predict(model_dir: Path, paths: list[Path], top_k: int = 5, batch_size: int 
 
 
 def _keras(model_dir: Path, batch_size: int) -> Loaded:
-    import keras
-
+    from pipeline.models import zoo
     from pipeline.train.preprocess import load_spec
 
     for name in ("model.keras", "preprocess.json"):
         if not (model_dir / name).is_file():
             raise InputError(f"no {name} in {model_dir} (the train stage writes it)")
     preprocessor, spec = load_spec(model_dir / "preprocess.json")
-    model = keras.models.load_model(model_dir / "model.keras", compile=False)
+    model = zoo.load(model_dir / "model.keras")
 
     def probabilities_of(batch: np.ndarray) -> np.ndarray:
         return model.predict(preprocessor(batch), batch_size=batch_size, verbose=0,
