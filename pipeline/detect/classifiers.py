@@ -43,15 +43,14 @@ class KerasWindows:
     @classmethod
     def load(cls, folder: Path, batch_size: int = 512) -> KerasWindows:
         """The model and preprocessing the ``train`` library saved in ``folder``."""
-        import keras
-
+        from pipeline.models import zoo
         from pipeline.train.preprocess import load_spec
 
         for name in ("model.keras", "preprocess.json"):
             if not (folder / name).is_file():
                 raise InputError(f"{folder}: no {name} (the train stage writes it)")
         preprocessor, spec = load_spec(folder / "preprocess.json")
-        model = keras.models.load_model(folder / "model.keras", compile=False)
+        model = zoo.load(folder / "model.keras")
         return cls(model, preprocessor, spec["size"], spec["channels"], spec["classes"],
                    batch_size)
 

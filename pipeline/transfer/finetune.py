@@ -142,7 +142,9 @@ class _Phases:
         end = offset + phase.epochs
         if start >= end:
             return
-        compile_model(self.model, make_optimizer(phase, len(self.train_data)), self.classes,
+        name = "warmup" if phase is self.params.warmup else "unfreeze"
+        optimizer = make_optimizer(phase, len(self.train_data), f"finetune.{name}")
+        compile_model(self.model, optimizer, self.classes,
                       one_hot=one_hot(self.params), label_smoothing=self.params.label_smoothing)
         data, steps = fit_data(self.train_data, start, end)
         # The schedule runs over this phase's epochs, counted by the optimizer's own steps.
