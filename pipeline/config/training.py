@@ -110,6 +110,19 @@ LabelSmoothing = Annotated[float, Field(
     "(0: off). When on, or with mixup/cutmix, labels are one-hot and the loss categorical.")]
 
 
+#: How training is spread over devices and workers, shared by train and finetune.
+Distribution = Annotated[Literal["none", "mirrored", "multi_worker", "data_parallel"], Field(
+    "none", description="none: one device, as without it. TensorFlow: mirrored "
+    "(MirroredStrategy over the local GPUs, or the CPUs TensorFlow lists), multi_worker "
+    "(MultiWorkerMirroredStrategy, the cluster from TF_CONFIG; only the chief writes outputs). "
+    "JAX: data_parallel (keras.distribution.DataParallel over the local devices; several hosts "
+    "through keras.distribution.initialize). batch_size is the global batch, split evenly.")]
+#: How the learning rate follows the number of replicas.
+LrScaling = Annotated[Literal["none", "linear"], Field(
+    "none", description="linear: lr (and end_lr) times the replicas (Goyal et al., 2017), "
+    "for a global batch that grew with them; none: as written.")]
+
+
 def mixing_needs_pairs(augment: AugmentParams, info: ValidationInfo) -> AugmentParams:
     """MixUp and CutMix pair images within a batch: a batch of one has none to mix with."""
     if augment.mixes and info.data.get("batch_size") == 1:
@@ -230,6 +243,8 @@ class TrainParams(Section):
     )
     jit_compile: Literal["auto", "true", "false"] = Field("auto", description="XLA compilation.")
     deterministic: bool = Field(True, description="TensorFlow: deterministic ops (CPU repeats).")
+    distribution: Distribution = "none"
+    lr_scaling: LrScaling = "none"
     preprocess: PreprocessParams = PreprocessParams()
     augment: AugmentParams = AugmentParams(rotation=0.03, shift=0.1)
     loader: LoaderParams = LoaderParams()

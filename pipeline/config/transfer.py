@@ -10,8 +10,10 @@ from pipeline.config.base import Optimizer, PosInt, Section
 from pipeline.config.optimizer_knobs import AccumulateSteps, ClipNorm, ClipValue, Ema, EmaMomentum
 from pipeline.config.training import (
     AugmentParams,
+    Distribution,
     LabelSmoothing,
     LoaderParams,
+    LrScaling,
     ScheduleParams,
     mixing_needs_pairs,
 )
@@ -137,6 +139,8 @@ class FinetuneParams(Section):
     batch_size: PosInt = 32
     checkpoint_monitor: str = Field("val_loss", description="Metric that picks best.keras.")
     deterministic: bool = Field(True, description="TensorFlow: deterministic ops.")
+    distribution: Distribution = "none"
+    lr_scaling: LrScaling = "none"
     label_smoothing: LabelSmoothing = 0.0
     augment: AugmentParams = AugmentParams()
     loader: LoaderParams = LoaderParams()

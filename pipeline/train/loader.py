@@ -203,17 +203,17 @@ def fit_data(loader: HDF5Loader, first_epoch: int, epochs: int):
     if keras.backend.backend() != "tensorflow":
         return loader, None
     steps = range(first_epoch * len(loader), epochs * len(loader))
-    return _tf_pipeline(loader, steps, loader.batch_at), len(loader)
+    return tf_pipeline(loader, steps, loader.batch_at), len(loader)
 
 
 def eval_data(loader: HDF5Loader):
     """What to hand ``model.fit(validation_data=...)``/``predict`` for an evaluation loader."""
     if keras.backend.backend() != "tensorflow":
         return loader
-    return _tf_pipeline(loader, range(len(loader)), loader.__getitem__)
+    return tf_pipeline(loader, range(len(loader)), loader.__getitem__)
 
 
-def _tf_pipeline(loader: HDF5Loader, steps: range, fetch):
+def tf_pipeline(loader: HDF5Loader, steps: range, fetch):
     import tensorflow as tf
 
     types, shapes = zip(*loader.signature(), strict=True)

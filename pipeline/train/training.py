@@ -15,14 +15,14 @@ from typing import Any
 import keras
 import numpy as np
 
-from pipeline.config import FinetuneParams, Params, TrainParams
+from pipeline.config import FinetuneParams, Params, ParamsError, TrainParams
 from pipeline.io.atomic import read_json
 from pipeline.io.errors import InputError
 from pipeline.io.hdf5 import Split
 from pipeline.models import zoo as models
-from pipeline.train import augment
+from pipeline.train import augment, distribute
 from pipeline.train.lifecycle import TrainingRun
-from pipeline.train.loader import HDF5Loader, eval_data, fit_data
+from pipeline.train.loader import HDF5Loader, eval_data
 from pipeline.train.preprocess import Preprocessor, save_spec
 from pipeline.train.schedules import make_optimizer
 from pipeline.train.trial_report import trial_callbacks
@@ -100,8 +100,14 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     ``checkpoint_dir`` persists between runs: after a kill the next run continues from the last
     finished epoch (weights, optimizer state and schedule position, loader order, dvclive
     history) unless params or data changed, in which case it starts fresh and says why.
+    Under ``train.distribution`` (:mod:`pipeline.train.distribute`) only the chief writes them.
     """
     tp = params.train
+    dist = distribute.setup(tp.distribution, "train", tp.batch_size)  # before the backend runs
+    if dist.active and tp.class_weight != "none":
+        raise ParamsError([f"train.class_weight: {tp.class_weight} is not supported with "
+                           f"train.distribution {tp.distribution}; use none"])
+    model_dir, live_dir, checkpoint_dir = dist.outputs(model_dir, live_dir, checkpoint_dir)
     run = TrainingRun("train", checkpoint_dir, live_dir, params.base.seed, tp.deterministic,
                       tp.mixed_precision)
     train_split = Split(hdf5_dir / "train.h5")
@@ -114,21 +120,27 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     }
     train_data = HDF5Loader(
         train_split.path, training=True, augment=augment.build(tp.augment, params.base.seed),
-        **loader_args,
+        **{**loader_args, "batch_size": dist.replica_batch(tp.batch_size)},
     )
     val_path = hdf5_dir / "val.h5"
     val_data = HDF5Loader(val_path, **loader_args) if len(Split(val_path)) else None
 
-    model = models.build(tp.model, preprocessor.output_shape(train_split.shape[1:]), classes, tp.arch)
-    compile_model(model, make_optimizer(tp, len(train_data)), classes, tp.jit_compile,
-                  one_hot=one_hot(tp), label_smoothing=tp.label_smoothing)
+    steps = len(train_split) // tp.batch_size if dist.active else len(train_data)
+    with dist.scope():
+        model = models.build(tp.model, preprocessor.output_shape(train_split.shape[1:]), classes,
+                             tp.arch)
+        compile_model(model, make_optimizer(dist.scaled(tp, tp.lr_scaling), steps), classes,
+                      tp.jit_compile, one_hot=one_hot(tp), label_smoothing=tp.label_smoothing)
+    if dist.active:
+        print(dist.describe(tp.batch_size))
     print(f"{model.name}: {model.count_params():,} parameters, {len(train_split)} training images")
 
     run.identify({"train": tp.model_dump(mode="json", exclude={"early_stopping"})}, model,
                  train_split.path)
     initial_epoch = run.resume()
-    fit_train, steps_per_epoch = fit_data(train_data, initial_epoch, tp.epochs)
-    with run.logging(initial_epoch, parameters=int(model.count_params())):
+    fit_train, steps_per_epoch = dist.fit_data(train_data, initial_epoch, tp.epochs, tp.batch_size)
+    summary = {"replicas": dist.replicas} if dist.active else {}
+    with run.logging(initial_epoch, parameters=int(model.count_params()), **summary):
         if train_data.augment is not None:  # after dvclive set up its plots folder
             augment.write_preview(train_data.augment, train_split.read(0, 8),
                                   live_dir / "plots" / "augment.png")

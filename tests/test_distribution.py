@@ -1,0 +1,183 @@
+"""Data-parallel training (``train.distribution``) against one device with the same global batch.
+
+A tiny LeNet on 512 scikit-learn digits, 2 epochs, no augmentation, same seed. Each backend fixes
+its devices when it starts, so the runs are subprocesses, as few as can be: one TensorFlow process
+with two logical CPUs (one device, ``mirrored``, and a ``mirrored`` run interrupted after its
+first epoch and resumed), two ``multi_worker`` processes on localhost ports, and one JAX process
+with two forced host devices (one device and ``data_parallel``). The bad-input checks run here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, venv_env
+from tests.test_training import NO_AUGMENT, digits_data
+
+pytestmark = pytest.mark.slow
+
+#: Val accuracy and loss of a distributed run may differ from one device's by this much: the
+#: batches hold the same images, only the order in which gradients are summed differs.
+ACCURACY_TOLERANCE = 0.02
+LOSS_TOLERANCE = 0.02
+
+#: Trains each ``<tag>.yaml`` in the work folder into ``<tag>/``; ``--devices 2`` first splits
+#: the CPU into two logical devices (before TensorFlow starts). A tag ending in ``-killed`` is
+#: interrupted once its first epoch is backed up and then run again: it resumes.
+SCRIPT = r"""
+import _thread, json, os, sys, threading, time
+from pathlib import Path
+
+work, devices, tags = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+if os.environ.get("KERAS_BACKEND") == "jax":
+    sys.modules["tensorflow"] = None  # the JAX path must not need it
+    try:
+        import jax
+    except ImportError as exc:
+        print(f"jax is not importable: {exc}")
+        sys.exit(77)
+elif devices > 1:
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+import keras
+
+from pipeline.config import load_params
+from pipeline.train.training import train
+
+
+def interrupt_after_first_epoch(checkpoint):
+    backup = checkpoint / "backup" / "training_metadata.json"  # Keras writes it after the weights
+    while not backup.exists():
+        time.sleep(0.005)
+    _thread.interrupt_main()
+
+
+for tag in tags:
+    params = load_params(work / f"{tag}.yaml")
+    folders = [work / tag / name for name in ("model", "live", "ckpt")]
+    if tag.endswith("-killed"):
+        threading.Thread(target=interrupt_after_first_epoch, args=(folders[2],), daemon=True).start()
+        try:
+            keras.backend.clear_session()  # layer names as a fresh process numbers them
+            train(params, work / "data", *folders)
+            print(f"{tag}: finished before the interrupt")
+        except KeyboardInterrupt:
+            print(f"{tag}: interrupted")
+    keras.backend.clear_session()
+    train(params, work / "data", *folders)
+    keras.distribution.set_distribution(None) if keras.backend.backend() == "jax" else None
+"""
+
+
+def write_params(work: Path, tag: str, **train) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"].update({"model": "lenet", "batch_size": 64, "lr": 0.02, "epochs": 2,
+                            "augment": NO_AUGMENT, "schedule": {"kind": "constant"}, **train})
+    (work / f"{tag}.yaml").write_text(yaml.safe_dump(params))
+
+
+def launch(work: Path, devices: int, *tags: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(work), str(devices), *tags], cwd=work,
+        env={**venv_env(), "PYTHONPATH": str(ROOT), "KERAS_BACKEND": "tensorflow", **env},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-4000:]
+    return out
+
+
+def metrics(work: Path, tag: str) -> dict:
+    return json.loads((work / tag / "live" / "metrics.json").read_text())
+
+
+def assert_close(got: dict, reference: dict) -> None:
+    assert abs(got["val"]["accuracy"] - reference["val"]["accuracy"]) <= ACCURACY_TOLERANCE
+    assert abs(got["val"]["loss"] - reference["val"]["loss"]) <= LOSS_TOLERANCE
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One TensorFlow process over two logical CPUs: a one-device run, a mirrored run, and a
+    mirrored run interrupted after its first epoch and resumed."""
+    work = tmp_path_factory.mktemp("distribution")
+    digits_data(work / "data", 512)
+    write_params(work, "one")
+    write_params(work, "mirrored", distribution="mirrored")
+    write_params(work, "mirrored-killed", distribution="mirrored")
+    return work, finish(launch(work, 2, "one", "mirrored", "mirrored-killed"))
+
+
+def test_mirrored_over_two_cpus_matches_one_device(local: tuple[Path, str]) -> None:
+    work, out = local
+    assert "mirrored over 2 replicas" in out
+    reference, mirrored = metrics(work, "one"), metrics(work, "mirrored")
+    assert "replicas" not in reference and mirrored["replicas"] == 2
+    assert_close(mirrored, reference)
+    assert (work / "mirrored" / "model" / "model.keras").exists()
+
+
+def test_mirrored_resumes_after_an_interrupt(local: tuple[Path, str]) -> None:
+    work, out = local
+    assert "mirrored-killed: interrupted" in out
+    assert "resuming an interrupted run from epoch 2" in out
+    resumed, straight = metrics(work, "mirrored-killed"), metrics(work, "mirrored")
+    assert resumed["step"] == straight["step"] == 1
+    assert resumed["val"]["loss"] == pytest.approx(straight["val"]["loss"], abs=1e-4)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_localhost_match_one_device(local: tuple[Path, str]) -> None:
+    work, _ = local
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    write_params(work, "workers", distribution="multi_worker")
+    procs = [launch(work, 1, "workers", TF_CONFIG=json.dumps(
+        {"cluster": cluster, "task": {"type": "worker", "index": i}})) for i in range(2)]
+    outs = [finish(proc) for proc in procs]
+    assert "(chief)" in outs[0] and "is not the chief" in outs[1]
+    assert (work / "workers" / "model" / "model.keras").exists()  # the chief's
+    scratch = outs[1].split("outputs go to ")[1].split()[0]
+    assert not Path(scratch).exists()  # the other worker's, deleted
+    got = metrics(work, "workers")
+    assert got["replicas"] == 2
+    assert_close(got, metrics(work, "one"))
+
+
+def test_jax_data_parallel_over_two_host_devices(tmp_path: Path) -> None:
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed (it comes with the dev dependency group)")
+    digits_data(tmp_path / "data", 512)
+    write_params(tmp_path, "one")
+    write_params(tmp_path, "parallel", distribution="data_parallel")
+    proc = launch(tmp_path, 2, "one", "parallel", KERAS_BACKEND="jax",
+                  XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    out, _ = proc.communicate(timeout=300)
+    if proc.returncode == 77:
+        pytest.skip(out.strip())
+    assert proc.returncode == 0, out[-4000:]
+    assert "data_parallel over 2 replicas" in out
+    got = metrics(tmp_path, "parallel")
+    assert got["replicas"] == 2
+    assert_close(got, metrics(tmp_path, "one"))
