@@ -84,6 +84,26 @@ class Distribution:
               f"{scratch} (deleted at exit)")
         return tuple(scratch / str(i) for i in range(len(folders)))
 
+    def adopt(self, model: keras.Model, loader: HDF5Loader) -> None:
+        """Let ``model`` (built and compiled in :meth:`scope`) train under ``multi_worker``,
+        around two places where Keras 3 averages over ``MultiWorkerMirroredStrategy``'s replicas
+        in ways it cannot do (keras-team/keras#20585): the first batch, a tuple it reduces to
+        build the model from (built from the loader's signature instead), and each step's
+        scalar logs, reduced along an axis they lack (reduced as a whole instead)."""
+        if self.kind != "multi_worker":
+            return
+        import numpy as np
+
+        _mean_over_workers()
+        batch = tuple(np.zeros((1, *shape[1:]), dtype) for dtype, shape in loader.signature())
+        strategy = self.strategy
+
+        def build(iterator=None, data_batch=None):
+            with strategy.scope():
+                model._symbolic_build(data_batch=batch)
+
+        model._maybe_symbolic_build = build
+
     def fit_data(self, loader: HDF5Loader, first_epoch: int, epochs: int,
                  global_batch: int) -> tuple[Any, int | None]:
         """What to hand ``model.fit`` and its ``steps_per_epoch`` (see the module docstring);
@@ -116,6 +136,24 @@ class Distribution:
         return (f"{self.section}: {self.kind} over {self.replicas} replicas in {self.workers} "
                 f"worker(s), this one {self.worker}{' (chief)' if self.chief else ''}; global "
                 f"batch {batch_size}, {batch_size // self.replicas} per replica")
+
+
+def _mean_over_workers() -> None:
+    """Keras's per-step reduction, with its ``mean`` over several workers taken as a whole."""
+    from keras.src.backend.tensorflow import trainer
+
+    keras_reduce = trainer.reduce_per_replica
+    if getattr(keras_reduce, "cvpipe", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
+            return keras.tree.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None),
+                                            values)
+        return keras_reduce(values, strategy, reduction)
+
+    reduce_per_replica.cvpipe = True  # type: ignore[attr-defined]
+    trainer.reduce_per_replica = reduce_per_replica
 
 
 class _ProcessSlices(keras.utils.PyDataset):

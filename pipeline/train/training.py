@@ -131,6 +131,7 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
                              tp.arch)
         compile_model(model, make_optimizer(dist.scaled(tp, tp.lr_scaling), steps), classes,
                       tp.jit_compile, one_hot=one_hot(tp), label_smoothing=tp.label_smoothing)
+    dist.adopt(model, train_data)
     if dist.active:
         print(dist.describe(tp.batch_size))
     print(f"{model.name}: {model.count_params():,} parameters, {len(train_split)} training images")
