@@ -167,6 +167,21 @@ def test_cvpipe_export_writes_one_format_checked_against_keras(tmp_path: Path) -
                                keras_probabilities(model, batch), atol=1e-5)
 
 
+def test_gcn_and_standardisation_convert_to_onnx(tmp_path: Path) -> None:
+    """Per-image reductions (GCN) and a per-channel std survive tf2onnx, flat images too."""
+    from pipeline.export.formats import export, load_source
+    from pipeline.export.runtimes import load
+
+    batch = images(6, 4)
+    batch[0] = 9
+    for name, preprocessor in (("gcn", Preprocessor(scale=False, gcn=True)),
+                               ("std", Preprocessor(scale=False, mean=(120.0,), std=(70.0,)))):
+        model = tiny_model(tmp_path / name, preprocessor)
+        export(load_source(model), "onnx", tmp_path / f"{name}-onnx")
+        np.testing.assert_allclose(load(tmp_path / f"{name}-onnx" / "model.onnx").run(batch),
+                                   keras_probabilities(model, batch), atol=1e-5)
+
+
 @pytest.mark.parametrize("preprocessor", [
     Preprocessor(scale=False, mean=(10.0, 20.0, 30.0)), Preprocessor(backbone="vgg16"),
     Preprocessor(backbone="mobilenet", size=(16, 16)), Preprocessor(crop=(8, 6), scale=True),
