@@ -16,9 +16,9 @@ from pipeline.config import FinetuneParams, HeadParams, Params, PhaseParams
 from pipeline.io.atomic import atomic_path
 from pipeline.io.hdf5 import Split
 from pipeline.models import backbones
-from pipeline.train import augment, resume
+from pipeline.train import augment, distribute, resume
 from pipeline.train.lifecycle import TrainingRun
-from pipeline.train.loader import HDF5Loader, eval_data, fit_data
+from pipeline.train.loader import HDF5Loader, eval_data
 from pipeline.train.preprocess import Preprocessor
 from pipeline.train.schedules import make_optimizer
 from pipeline.train.training import compile_model, one_hot, save
@@ -66,9 +66,12 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     """Both phases on ``hdf5_dir/train.h5`` (validating on ``val.h5``); saves like ``train``.
 
     ``checkpoint_dir`` persists between runs. It holds a backup per phase and the warmed-up
-    weights, so a run killed in either phase continues from its last finished epoch.
+    weights, so a run killed in either phase continues from its last finished epoch. Under
+    ``finetune.distribution`` (:mod:`pipeline.train.distribute`) only the chief writes them.
     """
     fp, bp, seed = params.finetune, params.backbone, params.base.seed
+    dist = distribute.setup(fp.distribution, "finetune", fp.batch_size)  # before the backend runs
+    model_dir, live_dir, checkpoint_dir = dist.outputs(model_dir, live_dir, checkpoint_dir)
     run = TrainingRun("finetune", checkpoint_dir, live_dir, seed, fp.deterministic)
     train_split = Split(hdf5_dir / "train.h5")
     classes = len(train_split.classes)
@@ -78,17 +81,20 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
         "memory_limit_mb": fp.loader.memory_limit_mb, "block_size": fp.loader.block_size,
         "workers": fp.loader.workers, "one_hot": classes if one_hot(fp) else None,
     }
-    train_data = HDF5Loader(train_split.path, training=True,
-                            augment=augment.build(fp.augment, seed), **loader_args)
+    train_data = HDF5Loader(train_split.path, training=True, augment=augment.build(fp.augment, seed),
+                            **{**loader_args, "batch_size": dist.replica_batch(fp.batch_size)})
     val_path = hdf5_dir / "val.h5"
     val_data = HDF5Loader(val_path, **loader_args) if len(Split(val_path)) else None
 
-    body = backbones.build(bp.name, bp.weights, tuple(bp.image_size), bp.alpha)
+    with dist.scope():
+        body = backbones.build(bp.name, bp.weights, tuple(bp.image_size), bp.alpha)
+        model = build_model(body, fp.head, classes, bp.weights != "none")
+    if dist.active:
+        print(dist.describe(fp.batch_size))
     if fp.unfreeze_from is not None:  # before the warm-up, not after it
         require_layer(fp.unfreeze_from, [layer.name for layer in body.layers],
                       "finetune.unfreeze_from", body.name)
     pretrained = bp.weights != "none"
-    model = build_model(body, fp.head, classes, pretrained)
     run.identify({"finetune": fp.model_dump(mode="json"), "backbone": bp.model_dump(mode="json")},
                  model, train_split.path)
     warm_dir, tune_dir = checkpoint_dir / "warmup", checkpoint_dir / "unfreeze"
@@ -100,7 +106,7 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     if start == 0:
         best.unlink(missing_ok=True)
     with run.logging(start, parameters=int(model.count_params())):
-        fit = _Phases(run, model, train_data, val_data, fp, classes)
+        fit = _Phases(run, model, train_data, val_data, fp, classes, dist)
         if not warm_done:
             body.trainable = False
             print(f"finetune: warm-up, body frozen: {_trainable(model):,} trainable parameters")
@@ -131,8 +137,9 @@ class _Phases:
     """Runs one phase's ``model.fit`` with its own optimizer and backup, on a shared history."""
 
     def __init__(self, run: TrainingRun, model, train_data, val_data, params: FinetuneParams,
-                 classes: int):
+                 classes: int, dist: distribute.Distribution):
         self.run, self.model, self.train_data, self.val_data = run, model, train_data, val_data
+        self.dist = dist
         self.params, self.classes = params, classes
         self.monitor = params.checkpoint_monitor
         self.epochs = params.warmup.epochs + params.unfreeze.epochs  # for the epoch lines
@@ -143,10 +150,15 @@ class _Phases:
         if start >= end:
             return
         name = "warmup" if phase is self.params.warmup else "unfreeze"
-        optimizer = make_optimizer(phase, len(self.train_data), f"finetune.{name}")
-        compile_model(self.model, optimizer, self.classes,
-                      one_hot=one_hot(self.params), label_smoothing=self.params.label_smoothing)
-        data, steps = fit_data(self.train_data, start, end)
+        dist, batch = self.dist, self.params.batch_size
+        steps = len(self.train_data.split) // batch if dist.active else len(self.train_data)
+        optimizer = make_optimizer(dist.scaled(phase, self.params.lr_scaling), steps,
+                                   f"finetune.{name}")
+        with dist.scope():
+            compile_model(self.model, optimizer, self.classes, one_hot=one_hot(self.params),
+                          label_smoothing=self.params.label_smoothing)
+        dist.adopt(self.model, self.train_data)
+        data, steps = dist.fit_data(self.train_data, start, end, batch)
         # The schedule runs over this phase's epochs, counted by the optimizer's own steps.
         self.model.fit(
             data, steps_per_epoch=steps, epochs=end, initial_epoch=start, shuffle=False,
