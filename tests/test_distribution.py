@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -19,10 +20,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.config import ParamsError
+from pipeline.io.errors import InputError
+from pipeline.train import distribute
 from tests.conftest import ROOT, venv_env
 from tests.test_training import NO_AUGMENT, digits_data
-
-pytestmark = pytest.mark.slow
 
 #: Val accuracy and loss of a distributed run may differ from one device's by this much: the
 #: batches hold the same images, only the order in which gradients are summed differs.
@@ -121,6 +123,7 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return work, finish(launch(work, 2, "one", "mirrored", "mirrored-killed"))
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_cpus_matches_one_device(local: tuple[Path, str]) -> None:
     work, out = local
     assert "mirrored over 2 replicas" in out
@@ -130,6 +133,7 @@ def test_mirrored_over_two_cpus_matches_one_device(local: tuple[Path, str]) -> N
     assert (work / "mirrored" / "model" / "model.keras").exists()
 
 
+@pytest.mark.slow
 def test_mirrored_resumes_after_an_interrupt(local: tuple[Path, str]) -> None:
     work, out = local
     assert "mirrored-killed: interrupted" in out
@@ -149,6 +153,7 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_on_localhost_match_one_device(local: tuple[Path, str]) -> None:
     work, _ = local
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
@@ -165,6 +170,7 @@ def test_two_workers_on_localhost_match_one_device(local: tuple[Path, str]) -> N
     assert_close(got, metrics(work, "one"))
 
 
+@pytest.mark.slow
 def test_jax_data_parallel_over_two_host_devices(tmp_path: Path) -> None:
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed (it comes with the dev dependency group)")
@@ -181,3 +187,72 @@ def test_jax_data_parallel_over_two_host_devices(tmp_path: Path) -> None:
     got = metrics(tmp_path, "parallel")
     assert got["replicas"] == 2
     assert_close(got, metrics(tmp_path, "one"))
+
+
+@pytest.mark.parametrize(("kind", "section", "backend", "says"), [
+    ("mirrored", "train", "jax", "train.distribution: mirrored runs on the tensorflow backend"),
+    ("multi_worker", "finetune", "jax", "finetune.distribution: multi_worker runs on the "
+     "tensorflow"),
+    ("data_parallel", "train", "tensorflow", "train.distribution: data_parallel runs on the jax"),
+])
+def test_a_strategy_the_backend_lacks_names_the_key(kind: str, section: str, backend: str,
+                                                     says: str) -> None:
+    with pytest.raises(ParamsError) as caught:
+        distribute.setup(kind, section, 64, backend=backend)
+    assert caught.value.lines[0].startswith(says)
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    (None, "TF_CONFIG: not set"),
+    ("{cluster: 1", "TF_CONFIG: not valid JSON"),
+    ("[1, 2]", "TF_CONFIG: a JSON object with cluster and task, got list"),
+    ('{"task": {"type": "worker", "index": 0}}', "TF_CONFIG: no cluster"),
+    ('{"cluster": {"worker": ["localhost:1"]}}', "TF_CONFIG: no task"),
+    ('{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 1}}',
+     "TF_CONFIG: task 'worker' index 1 is not in the cluster (worker: 1)"),
+])
+def test_a_bad_tf_config_is_named(monkeypatch: pytest.MonkeyPatch, value: str | None,
+                                  says: str) -> None:
+    if value is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", value)
+    with pytest.raises(InputError, match="^" + re.escape(says)):
+        distribute.tf_config()
+
+
+def test_a_batch_the_replicas_cannot_split_is_an_error() -> None:
+    dist = distribute.Distribution("mirrored", "finetune", replicas=4)
+    distribute.check_batch(dist, 64)
+    with pytest.raises(ParamsError, match=re.escape("finetune.batch_size: 63 images do not "
+                                                    "split evenly over the 4 replicas")):
+        distribute.check_batch(dist, 63)
+
+
+def test_lr_scaling_linear_multiplies_by_the_replicas() -> None:
+    from pipeline.config import TrainParams
+
+    params = TrainParams(lr=0.05, schedule={"kind": "cosine", "end_lr": 0.001})
+    dist = distribute.Distribution("mirrored", replicas=4)
+    scaled = dist.scaled(params, "linear")
+    assert scaled.lr == pytest.approx(0.2) and scaled.schedule.end_lr == pytest.approx(0.004)
+    assert dist.scaled(params, "none") is params
+    assert distribute.Distribution().scaled(params, "linear") is params
+
+
+def test_the_stage_exits_2_on_a_malformed_tf_config_writing_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from stages.train import cli
+
+    write_params(tmp_path, "bad", distribution="multi_worker")
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}')
+    result = CliRunner().invoke(cli, [
+        "--params", str(tmp_path / "bad.yaml"), "--data", str(tmp_path / "data"),
+        "--out", str(tmp_path / "model"), "--live", str(tmp_path / "live"),
+        "--checkpoint", str(tmp_path / "ckpt")])
+    assert result.exit_code == 2, result.output
+    assert "error: TF_CONFIG: not valid JSON" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "data"]

@@ -188,11 +188,17 @@ def setup(kind: str, section: str, batch_size: int, backend: str | None = None) 
                            f"backend, but Keras runs on {backend} (KERAS_BACKEND); use {other} "
                            "there"])
     dist = (_tensorflow(kind, section) if backend == "tensorflow" else _jax(section))
-    if batch_size % dist.replicas:
-        raise ParamsError([f"{section}.batch_size: {batch_size} images do not split evenly over "
-                           f"the {dist.replicas} replicas of {section}.distribution {kind}; use "
-                           "a multiple of them"])
+    check_batch(dist, batch_size)
     return dist
+
+
+def check_batch(dist: Distribution, batch_size: int) -> None:
+    """A global batch the replicas cannot split evenly is an error, not a note: uneven slices
+    would weigh some images more than others (the gradients are averaged per replica)."""
+    if batch_size % dist.replicas:
+        raise ParamsError([f"{dist.section}.batch_size: {batch_size} images do not split evenly "
+                           f"over the {dist.replicas} replicas of {dist.section}.distribution "
+                           f"{dist.kind}; use a multiple of {dist.replicas}"])
 
 
 def _tensorflow(kind: str, section: str) -> Distribution:
