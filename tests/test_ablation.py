@@ -40,7 +40,8 @@ def test_train_presets_turn_off_only_what_is_on() -> None:
     assert knobs["batch_norm"].changes == {"train.arch.batch_norm": False}
     assert knobs["l2"].changes == {"train.arch.l2": 0.0}
     assert knobs["mean_subtraction"].already_off
-    assert knobs["mean_subtraction"].shown() == "train.preprocess.mean_subtract=false"
+    assert knobs["mean_subtraction"].shown() == ("train.preprocess.mean_subtract=false, "
+                                                 "train.preprocess.standardize=false")
 
 
 def test_knobs_already_off_are_marked() -> None:
@@ -53,6 +54,10 @@ def test_knobs_already_off_are_marked() -> None:
     assert knobs["batch_norm"].already_off
     assert knobs["l2"].changes == {"train.arch.l2": 0.0}
     assert knobs["mean_subtraction"].changes == {"train.preprocess.mean_subtract": False}
+    standardized = by_name(knobs_for(shipped(preprocess={"mean_subtract": True,
+                                                         "standardize": True})))
+    assert standardized["mean_subtraction"].changes == {"train.preprocess.mean_subtract": False,
+                                                        "train.preprocess.standardize": False}
 
 
 def test_transfer_targets_ablate_the_pretrained_weights() -> None:

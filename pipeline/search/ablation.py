@@ -65,7 +65,9 @@ def _training_knobs(section: str) -> dict[str, dict[str, Any]]:
         "dropout": {f"{section}.arch.dropout": 0.0},
         "batch_norm": {f"{section}.arch.batch_norm": False},
         "l2": {f"{section}.arch.l2": 0.0},
-        "mean_subtraction": {f"{section}.preprocess.mean_subtract": False},
+        # standardisation divides what mean subtraction centred: it goes with it
+        "mean_subtraction": {f"{section}.preprocess.mean_subtract": False,
+                             f"{section}.preprocess.standardize": False},
     }
 
 
