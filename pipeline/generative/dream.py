@@ -106,8 +106,13 @@ def dream_loss(model, weights: dict[str, float]) -> Callable:
 
 
 @functools.lru_cache(maxsize=2)
-def _loss_grad(name: str, weights: str, alpha: float, layers: tuple[tuple[str, float], ...]) -> InputGrad:
-    """The compiled loss gradient of one network and layer choice, kept for the next call."""
+def _loss_grad(name: str, weights: str, alpha: float, layers: tuple[tuple[str, float], ...],
+               seed: int) -> InputGrad:
+    """The compiled loss gradient of one network and layer choice, kept for the next call;
+    random weights (``weights: none``) are drawn from ``seed``, so a run repeats."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
     net = NetParams(name=name, weights=weights, alpha=alpha)
     model = feature_model(net, [layer for layer, _ in layers])
     return compile_input_grad(dream_loss(model, dict(layers)))
@@ -144,7 +149,7 @@ def dream(image: np.ndarray, params: DreamParams, on_step: OnStep | None = None)
     shapes = check_size(original.shape, params)
     originals = [resize(original, shape) for shape in shapes]
     grad = _loss_grad(params.net.name, params.net.weights, params.net.alpha,
-                      tuple(params.layers.items()))
+                      tuple(params.layers.items()), params.seed)
     rng = np.random.default_rng(params.seed)
     jitter = params.jitter
     pixels = originals[0]
