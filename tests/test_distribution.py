@@ -35,7 +35,7 @@ LOSS_TOLERANCE = 0.02
 #: the CPU into two logical devices (before TensorFlow starts). A tag ending in ``-killed`` is
 #: interrupted once its first epoch is backed up and then run again: it resumes.
 SCRIPT = r"""
-import _thread, json, os, sys, threading, time
+import json, os, sys
 from pathlib import Path
 
 work, devices, tags = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
@@ -58,24 +58,28 @@ from pipeline.config import load_params
 from pipeline.train.training import train
 
 
-def interrupt_after_first_epoch(checkpoint):
-    backup = checkpoint / "backup" / "training_metadata.json"  # Keras writes it after the weights
-    while not backup.exists():
-        time.sleep(0.005)
-    _thread.interrupt_main()
+backed_up = keras.callbacks.BackupAndRestore.on_epoch_end
+
+
+def interrupted_once_backed_up(self, epoch, logs=None):
+    # The first epoch's backup written, the run stops as if killed: at once, not racing the
+    # second epoch as a timer would on a loaded machine.
+    backed_up(self, epoch, logs)
+    raise KeyboardInterrupt
 
 
 for tag in tags:
     params = load_params(work / f"{tag}.yaml")
     folders = [work / tag / name for name in ("model", "live", "ckpt")]
     if tag.endswith("-killed"):
-        threading.Thread(target=interrupt_after_first_epoch, args=(folders[2],), daemon=True).start()
+        keras.callbacks.BackupAndRestore.on_epoch_end = interrupted_once_backed_up
         try:
             keras.backend.clear_session()  # layer names as a fresh process numbers them
             train(params, work / "data", *folders)
             print(f"{tag}: finished before the interrupt")
         except KeyboardInterrupt:
             print(f"{tag}: interrupted")
+        keras.callbacks.BackupAndRestore.on_epoch_end = backed_up
     keras.backend.clear_session()
     train(params, work / "data", *folders)
     keras.distribution.set_distribution(None) if keras.backend.backend() == "jax" else None

@@ -110,7 +110,7 @@ def test_combinations_that_cannot_be_are_params_errors(tmp_path: Path, preproces
     with pytest.raises(ParamsError) as caught:
         load_params(params)
     assert caught.value.lines[0].startswith(f"{key}: ")
-    done = CliRunner().invoke(cli, ["--params", str(params)])
+    done = CliRunner().invoke(cli, ["--params", str(params), "--data", str(tmp_path)])
     assert done.exit_code == 2 and key in done.output
 
 
