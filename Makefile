@@ -27,9 +27,13 @@ $(VENV)/.installed: pyproject.toml uv.lock
 repro: setup
 	dvc repro
 
+# One xdist worker per core and one more: many tests wait on a subprocess, a server or DVC's
+# retries, and the extra worker fills those waits (TEST_WORKERS=N to choose).
+TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
+
 ## test: set up, then run the test suite
 test: setup
-	python -m pytest -n auto --dist loadfile
+	python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## lint: ruff over the code
 lint: setup
