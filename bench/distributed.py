@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -103,19 +102,11 @@ def worker(args: argparse.Namespace) -> dict:
             "loader_share": (l1 - l0) / (t1 - t0)}
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def launch(args: argparse.Namespace, workers: int, distribution: str, extra: list[str]) -> dict:
     """Run ``workers`` worker processes and return the chief's timings (worker 0)."""
-    cluster = {"worker": [f"localhost:{p}" for p in free_ports(workers)]}
+    from pipeline.train.distribute import localhost_cluster
+
+    cluster = localhost_cluster(workers)
     common = [sys.executable, __file__, "--as-worker", "--data", str(args.data),
               "--model", args.model, "--batch", str(args.batch), "--epochs", str(args.epochs),
               "--distribution", distribution, *extra]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -147,20 +146,10 @@ def test_mirrored_resumes_after_an_interrupt(local: tuple[Path, str]) -> None:
     assert resumed["val"]["loss"] == pytest.approx(straight["val"]["loss"], abs=1e-4)
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_two_workers_on_localhost_match_one_device(local: tuple[Path, str]) -> None:
     work, _ = local
-    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    cluster = distribute.localhost_cluster(2)
     write_params(work, "workers", distribution="multi_worker")
     procs = [launch(work, 1, "workers", TF_CONFIG=json.dumps(
         {"cluster": cluster, "task": {"type": "worker", "index": i}})) for i in range(2)]

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -259,3 +260,15 @@ def _jax(section: str) -> Distribution:
     process = jax.process_index()
     return Distribution("data_parallel", section, None, len(devices), process,
                         jax.process_count(), process == 0)
+
+
+def localhost_cluster(workers: int) -> dict[str, list[str]]:
+    """A ``TF_CONFIG`` cluster of ``workers`` on free localhost ports: several workers on one
+    machine (tests, ``bench/distributed.py``)."""
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return {"worker": [f"localhost:{port}" for port in ports]}
