@@ -72,14 +72,13 @@ def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer, cla
     if one_hot:
         loss: Any = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
         metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-        if classes > 5:
-            metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="rank5"))
-        model.compile(optimizer, loss, metrics=metrics, jit_compile=jit)
-        return
-    metrics = ["accuracy"]
+        top_k = keras.metrics.TopKCategoricalAccuracy
+    else:
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+        top_k = keras.metrics.SparseTopKCategoricalAccuracy
     if classes > 5:
-        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="rank5"))
-    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=metrics, jit_compile=jit)
+        metrics.append(top_k(k=5, name="rank5"))
+    model.compile(optimizer, loss, metrics=metrics, jit_compile=jit)
 
 
 def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
