@@ -138,30 +138,11 @@ def finetune_params(work: Path, warmup: int, unfreeze: int) -> Path:
 
 
 @pytest.mark.slow
-def test_finetune_one_epoch_per_phase_then_evaluate(tmp_path: Path) -> None:
+def test_finetune_resumes_after_a_kill_in_the_second_phase(tmp_path: Path) -> None:
+    """Warm-up (backbone frozen) then unfreezing, one history counted over both phases; killed
+    in the second phase, the rerun resumes there; the result evaluates with its preprocessing."""
     from pipeline.evaluate.evaluation import evaluate_model
 
-    stripes(tmp_path / "data", 64)
-    finetune_params(tmp_path, 1, 1)
-    done = subprocess.run(finetune_cmd(tmp_path), cwd=tmp_path, env=env(), capture_output=True,
-                          text=True)
-    assert done.returncode == 0, done.stderr
-    assert "warm-up, body frozen" in done.stdout and "backbone layers unfrozen" in done.stdout
-    frozen = int(done.stdout.split("body frozen: ")[1].split()[0].replace(",", ""))
-    unfrozen = int(done.stdout.split("unfrozen: ")[1].split()[0].replace(",", ""))
-    assert unfrozen > frozen
-    steps, _ = read_series(tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv")
-    assert steps == [0, 1]  # both phases, one history
-    epochs = [line.split()[1] for line in done.stdout.splitlines() if line.startswith("epoch ")]
-    assert epochs == ["1/2", "2/2"]  # counted over both phases
-    result = evaluate_model(tmp_path / "model", tmp_path / "data" / "test.h5", 8)
-    assert result["metrics"]["images"] == 16
-    spec = json.loads((tmp_path / "model" / "preprocess.json").read_text())
-    assert spec["preprocess"]["backbone"] == "mobilenet" and spec["preprocess"]["rgb"]
-
-
-@pytest.mark.slow
-def test_finetune_resumes_after_a_kill_in_the_second_phase(tmp_path: Path) -> None:
     stripes(tmp_path / "data", 512)
     finetune_params(tmp_path, 1, 3)
     proc = subprocess.Popen(finetune_cmd(tmp_path), cwd=tmp_path, env=env(),
@@ -174,8 +155,14 @@ def test_finetune_resumes_after_a_kill_in_the_second_phase(tmp_path: Path) -> No
         time.sleep(0.05)
     assert proc.poll() is None, "fine-tuning finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    killed = proc.communicate()[0]
     assert not (tmp_path / "model" / "model.keras").exists()
+    assert "warm-up, body frozen" in killed and "backbone layers unfrozen" in killed, killed
+    frozen = int(killed.split("body frozen: ")[1].split()[0].replace(",", ""))
+    unfrozen = int(killed.split("unfrozen: ")[1].split()[0].replace(",", ""))
+    assert unfrozen > frozen
+    epochs = [line.split()[1] for line in killed.splitlines() if line.startswith("epoch ")]
+    assert epochs[:2] == ["1/4", "2/4"], killed  # counted over both phases
 
     resumed = subprocess.run(finetune_cmd(tmp_path), cwd=tmp_path, env=env(),
                              capture_output=True, text=True)
@@ -185,8 +172,12 @@ def test_finetune_resumes_after_a_kill_in_the_second_phase(tmp_path: Path) -> No
     epochs = [line.split()[1] for line in resumed.stdout.splitlines() if line.startswith("epoch ")]
     assert epochs[-1] == "4/4" and "1/4" not in epochs and "2/4" not in epochs  # both phases
     steps, _ = read_series(tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv")
-    assert steps == [0, 1, 2, 3]
+    assert steps == [0, 1, 2, 3]  # both phases, one history
     assert not (tmp_path / "ckpt" / "warmup.weights.h5").exists()
+    result = evaluate_model(tmp_path / "model", tmp_path / "data" / "test.h5", 8)
+    assert result["metrics"]["images"] == 128
+    spec = json.loads((tmp_path / "model" / "preprocess.json").read_text())
+    assert spec["preprocess"]["backbone"] == "mobilenet" and spec["preprocess"]["rgb"]
 
 
 @pytest.mark.skipif(not (MOBILENET.exists() and FLOWERS.exists()), reason="needs ../shared")
