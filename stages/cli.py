@@ -243,9 +243,9 @@ def export(model_dir: Path, fmt: str, out: Path | None, tolerance: float) -> Non
 
     Example: cvpipe export models/train --format onnx && cvpipe predict exports/onnx digit.png
     """
-    from stages.common import load_keras
+    from stages.common import quiet_backend
 
-    load_keras()
+    quiet_backend()
     from pipeline.export.parity import export_checked
 
     out = out or Path("exports") / fmt
@@ -270,9 +270,9 @@ def generate(model: Path, n: int, out: Path, seed: int, grid: bool) -> None:
 
     Example: cvpipe generate models/dcgan 64 samples/
     """
-    from stages.common import load_keras
+    from stages.common import quiet_backend
 
-    load_keras()
+    quiet_backend()
     from pipeline.generative.dcgan import write_samples
 
     write_samples(model, n, out, seed, grid)
@@ -301,9 +301,9 @@ def upscale(source: Path, out: Path, scale: int | None, model_dir: Path,
 
     Example: cvpipe upscale photo.jpg photo_x3.png --scale 3
     """
-    from stages.common import load_keras
+    from stages.common import quiet_backend
 
-    load_keras()
+    quiet_backend()
     from pipeline.generative.srcnn import upscale_files
 
     limit = {} if max_pixels is None else {"max_pixels": max_pixels}

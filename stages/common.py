@@ -16,6 +16,8 @@ With ``CVPIPE_DEBUG=1`` the original traceback is printed too.
 from __future__ import annotations
 
 import errno
+import importlib.abc
+import importlib.util
 import os
 import sys
 import traceback
@@ -203,7 +205,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def quiet_backend() -> None:
-    """Silence TensorFlow's chatter; call it before Keras is imported.
+    """Silence TensorFlow's chatter and lighten Keras's start-up; call it before Keras is
+    imported (:func:`hide_jax_from_tensorflow`, :class:`KerasWithoutScikitLearn`).
 
     ``TF_CPP_MIN_LOG_LEVEL`` no longer reaches the native lines TensorFlow logs before absl is
     initialised, so fd 2 goes through :func:`pipeline.io.native_log.filter_native_log` too
@@ -217,28 +220,55 @@ def quiet_backend() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if keras_backend() == "tensorflow":
         hide_jax_from_tensorflow()
+    hide_scikit_learn_from_keras()
     if not debugging():
         filter_native_log()
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-def load_keras() -> None:
-    """:func:`quiet_backend`, then import Keras with scikit-learn hidden from it, for a command
-    that always builds or loads a Keras model.
+class KerasWithoutScikitLearn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Hides scikit-learn from Keras while ``import keras`` runs, whenever that happens.
 
-    ``import keras`` imports scikit-learn (scipy.stats with it) for ``keras.wrappers`` when it is
-    installed, and does without it otherwise: about 1.3 of its 7 CPU-seconds here, for wrappers
-    no stage uses. ``sklearn`` is importable again as soon as Keras is in; a command that uses it
-    (class weights, metrics) imports it then, as before. A no-op when either is already loaded.
+    ``import keras`` imports scikit-learn (scipy.stats with it) for ``keras.wrappers`` when it
+    is installed, and does without it otherwise: about 1.7 of its 7.9 CPU-seconds here
+    (``bench/keras_import.py``), for wrappers no stage uses. Installed by :func:`quiet_backend`,
+    it finds nothing itself: asked for ``keras``, it lets the other finders find it and runs
+    their loader with ``sklearn`` unimportable, then takes itself out of the way. A command that
+    uses scikit-learn (metrics, class weights) imports it afterwards as before; Keras still
+    loads only when a command imports it (a bad input found first costs no Keras start-up).
     """
-    quiet_backend()
-    if "keras" in sys.modules or "sklearn" in sys.modules:
-        return
-    sys.modules["sklearn"] = None  # type: ignore[assignment]  # `import sklearn` raises ImportError
-    try:
-        import keras  # noqa: F401
-    finally:
-        del sys.modules["sklearn"]
+
+    def __init__(self) -> None:
+        self.loader: importlib.abc.Loader | None = None
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None or "sklearn" in sys.modules:
+            return spec
+        self.loader, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        module.__loader__ = module.__spec__.loader = self.loader  # Keras's own from here on
+        sys.modules["sklearn"] = None  # type: ignore[assignment]  # `import sklearn` raises ImportError
+        try:
+            self.loader.exec_module(module)
+        finally:
+            if "sklearn" in sys.modules and sys.modules["sklearn"] is None:
+                del sys.modules["sklearn"]
+
+
+def hide_scikit_learn_from_keras() -> None:
+    """Install :class:`KerasWithoutScikitLearn` unless Keras or scikit-learn is loaded already."""
+    if "keras" not in sys.modules and "sklearn" not in sys.modules and not any(
+            isinstance(finder, KerasWithoutScikitLearn) for finder in sys.meta_path):
+        sys.meta_path.insert(0, KerasWithoutScikitLearn())
 
 
 def keras_backend() -> str:

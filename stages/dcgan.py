@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import fail, load_keras, load_or_exit, training_stage
+from stages.common import fail, load_or_exit, quiet_backend, training_stage
 
 
 @training_stage("dcgan", ("models/dcgan", "results/dcgan", "models/dcgan_checkpoint"),
@@ -26,7 +26,7 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     split = data / f"{params.dcgan.split}.h5"
     if not split.is_file():
         fail(f"dcgan.split: no {split} (the hdf5 stage writes train, val, test and train_dev)", 2)
-    load_keras()
+    quiet_backend()
     from pipeline.generative.gan_training import train
 
     train(params, data, out, live_dir, checkpoint_dir)

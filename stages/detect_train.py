@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import folder_option, load_keras, load_or_exit, training_stage
+from stages.common import folder_option, load_or_exit, quiet_backend, training_stage
 
 
 @training_stage("detect_train", ("models/detect_train", "results/detect_train",
@@ -22,7 +22,7 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     the ``detect`` stage slides over images.
     """
     params = load_or_exit(params_path)
-    load_keras()
+    quiet_backend()
     from pipeline.train.training import train
 
     train(params.model_copy(update={"train": params.detect_train}), data, out, live_dir,

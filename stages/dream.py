@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, folder_option, load_keras, load_or_exit, note, params_option
+from stages.common import Stage, folder_option, load_or_exit, note, params_option, quiet_backend
 
 
 @click.command(name="dream", cls=Stage)
@@ -33,7 +33,7 @@ def cli(params_path: Path, image: Path | None, output: Path | None, out: Path) -
         raise click.UsageError("give both IMAGE and OUTPUT, or neither (the stage)")
     params = load_or_exit(params_path, inputs=("dream.net.weights",)
                           + (() if image else ("dream.image",)))
-    load_keras()
+    quiet_backend()
     from pipeline.generative.reverse_runs import dream_file, random_weights_note, run_dream
 
     note(random_weights_note(params.dream.net, "dream"))

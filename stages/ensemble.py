@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, fail, folder_option, load_keras, load_or_exit, params_option
+from stages.common import Stage, fail, folder_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="ensemble", cls=Stage)
@@ -32,7 +32,7 @@ def cli(params_path: Path, members: Path, data: Path, features: Path, out: Path)
     if missing:
         fail(f"trained models missing: {', '.join(missing)} (train the members first: "
              "dvc repro ensemble)", 2)
-    load_keras()
+    quiet_backend()
     from pipeline.evaluate.ensemble import (
         average,
         best_member,

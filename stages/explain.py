@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, folder_option, hdf5_option, load_keras, load_or_exit, params_option
+from stages.common import Stage, folder_option, hdf5_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="explain", cls=Stage)
@@ -27,7 +27,7 @@ def cli(params_path: Path, data: Path, out: Path) -> None:
     the drop for as many random pixels.
     """
     params = load_or_exit(params_path)
-    load_keras()
+    quiet_backend()
     from pipeline.explain.explanations import explain
 
     metrics = explain(params.explain, data, out, params.base.seed)

@@ -11,9 +11,9 @@ from stages.common import (
     file_option,
     folder_option,
     hdf5_option,
-    load_keras,
     load_or_exit,
     params_option,
+    quiet_backend,
 )
 
 
@@ -33,7 +33,7 @@ def cli(params_path: Path, data: Path, out: Path, metrics_path: Path) -> None:
     the Keras rank-1 and, per format, rank-1 and the largest absolute difference.
     """
     params = load_or_exit(params_path)
-    load_keras()
+    quiet_backend()
     from pipeline.export.parity import export_and_score
 
     metrics, parities = export_and_score(params.export, data, out, metrics_path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, fail, folder_option, hdf5_option, load_keras, load_or_exit, params_option
+from stages.common import Stage, fail, folder_option, hdf5_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="extract_features", cls=Stage)
@@ -23,7 +23,7 @@ def cli(params_path: Path, data: Path, out: Path) -> None:
     Batches stream from HDF5 to HDF5, so memory stays flat.
     """
     params = load_or_exit(params_path, inputs=("backbone.weights",))
-    load_keras()
+    quiet_backend()
     from pipeline.data.split import SPLITS
     from pipeline.models import backbones
     from pipeline.train.lifecycle import configure_backend

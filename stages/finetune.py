@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import load_keras, load_or_exit, training_stage
+from stages.common import load_or_exit, quiet_backend, training_stage
 
 
 @training_stage("finetune", ("models/finetune", "results/finetune", "models/finetune_checkpoint"))
@@ -20,7 +20,7 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     resumes from its last finished epoch in either phase.
     """
     params = load_or_exit(params_path, inputs=("backbone.weights",))
-    load_keras()
+    quiet_backend()
     from pipeline.transfer.finetune import finetune
 
     finetune(params, data, out, live_dir, checkpoint_dir)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, fail, folder_option, hdf5_option, load_keras, load_or_exit, params_option
+from stages.common import Stage, fail, folder_option, hdf5_option, load_or_exit, params_option, quiet_backend
 
 
 @click.command(name="gan_score", cls=Stage)
@@ -29,7 +29,7 @@ def cli(params_path: Path, data: Path, generator_dir: Path, out: Path) -> None:
     classifier = Path(gs.classifier)
     if not (classifier / "model.keras").is_file():
         fail(f"gan_score.classifier: no model.keras in {classifier}", 2)
-    load_keras()
+    quiet_backend()
     from pipeline.generative.gan_score import labelled_grid, score
     from pipeline.io.atomic import write_json
     from pipeline.io.tables import write_csv

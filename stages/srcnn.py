@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import folder_option, load_keras, load_or_exit, training_stage
+from stages.common import folder_option, load_or_exit, quiet_backend, training_stage
 
 
 @training_stage("srcnn", ("models/srcnn", "results/srcnn", "models/srcnn_checkpoint"),
@@ -21,7 +21,7 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     ``srcnn.json`` (scale, border). A killed run continues from its last finished epoch.
     """
     params = load_or_exit(params_path)
-    load_keras()
+    quiet_backend()
     from pipeline.generative.srcnn import train
 
     train(params, data, out, live_dir, checkpoint_dir)

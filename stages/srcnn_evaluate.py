@@ -11,9 +11,9 @@ from stages.common import (
     exit_listing,
     folder_option,
     images_or_exit,
-    load_keras,
     load_or_exit,
     params_option,
+    quiet_backend,
 )
 
 
@@ -32,7 +32,7 @@ def cli(params_path: Path, model_dir: Path, out: Path) -> None:
     crops.png puts bicubic, SRCNN and the ground truth side by side where SRCNN gains most.
     """
     params = load_or_exit(params_path, inputs=("srcnn_evaluate.images",))
-    load_keras()
+    quiet_backend()
     from pipeline.generative import srcnn
     from pipeline.io.atomic import write_json
     from pipeline.io.errors import InputError

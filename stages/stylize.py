@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import Stage, folder_option, load_keras, load_or_exit, note, params_option
+from stages.common import Stage, folder_option, load_or_exit, note, params_option, quiet_backend
 
 
 @click.command(name="stylize", cls=Stage)
@@ -37,7 +37,7 @@ def cli(params_path: Path, content: Path | None, style: Path | None, output: Pat
         raise click.UsageError("give CONTENT, STYLE and OUTPUT, or none of them (the stage)")
     params = load_or_exit(params_path, inputs=("stylize.net.weights",)
                           + (() if content else ("stylize.content", "stylize.style")))
-    load_keras()
+    quiet_backend()
     from pipeline.generative.reverse_runs import random_weights_note, run_stylize, stylize_file
 
     note(random_weights_note(params.stylize.net, "stylize"))

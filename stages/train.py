@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from stages.common import fail, load_keras, load_or_exit, training_stage
+from stages.common import fail, load_or_exit, quiet_backend, training_stage
 
 
 @training_stage("train", ("models/train", "results/train", "models/checkpoint"),
@@ -31,7 +31,7 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
             fail(f"no ensemble member {member!r} in {params_path} "
                  f"(ensemble.members: {', '.join(params.ensemble.members) or 'none'})", 2)
         params = member_params(params, member)
-    load_keras()
+    quiet_backend()
     from pipeline.train.training import train
 
     train(params, data, out, live_dir, checkpoint_dir)

@@ -120,3 +120,25 @@ def test_a_training_stage_prints_one_line_per_epoch_and_no_backend_log(tmp_path:
     assert not NATIVE.search(evaluate.stderr), evaluate.stderr
     assert "predict test: 100%" in evaluate.stderr and "100/100" in evaluate.stderr
     assert "oversample" in evaluate.stderr
+
+
+HIDDEN = r"""
+import sys
+from stages.common import quiet_backend
+quiet_backend()
+import keras
+assert "sklearn" not in sys.modules, "Keras imported scikit-learn"
+assert type(keras.__spec__.loader).__name__ != "KerasWithoutScikitLearn"
+assert not any(type(f).__name__ == "KerasWithoutScikitLearn" for f in sys.meta_path)
+from sklearn.metrics import accuracy_score  # importable as ever once Keras is in
+print(accuracy_score([0, 1], [0, 1]), keras.layers.Dense(2).units)
+"""
+
+
+def test_keras_starts_without_scikit_learn_which_stays_importable(tmp_path: Path) -> None:
+    """quiet_backend hides scikit-learn from ``import keras`` (its wrappers would import it),
+    and only then: afterwards it imports as usual."""
+    done = subprocess.run([sys.executable, "-c", HIDDEN], cwd=tmp_path, capture_output=True,
+                          text=True, env={**venv_env(), "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1.0", "2"]
