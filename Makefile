@@ -29,11 +29,12 @@ repro: setup
 
 # One xdist worker per core and one more: many tests wait on a subprocess, a server or DVC's
 # retries, and the extra worker fills those waits (TEST_WORKERS=N to choose).
+# Files go out whole, longest first (tests/conftest.py orders them; xdist keeps that order).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 ## test: set up, then run the test suite
 test: setup
-	python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## lint: ruff over the code
 lint: setup
