@@ -131,17 +131,15 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
         np.testing.assert_array_equal(a, b)
 
 
-def test_changed_params_start_fresh_and_say_why(tmp_path: Path) -> None:
+def test_changed_params_start_fresh_and_say_why(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
     digits_data(tmp_path / "data", 600)
-    params_file(tmp_path, epochs=1)
     ckpt = tmp_path / "run" / "ckpt" / "backup"
     ckpt.mkdir(parents=True)
     (ckpt / "training_metadata.json").write_text('{"epoch": 1, "batch": 0}')
     (tmp_path / "run" / "ckpt" / "state.json").write_text('{"fingerprint": "other"}')
-    done = subprocess.run(train_cmd(tmp_path, "run"), cwd=tmp_path, env=env(),
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "starting fresh: the checkpoint was made with other params" in done.stdout
+    run_in_process(tmp_path, "run", epochs=1)
+    assert "starting fresh: the checkpoint was made with other params" in capsys.readouterr().out
     assert (tmp_path / "run" / "model" / "best.keras").exists()
 
 
@@ -196,22 +194,25 @@ def test_predict_on_a_saved_model(tmp_path: Path) -> None:
     hits = sum(r["top"][0]["label"] == "4" for r in results)
     assert hits > len(results) / 2  # a real, if small, model: most 4s are read as 4
     assert "skipped" in done.stderr and "bad.png" in done.stderr
-    table = subprocess.run(
-        [sys.executable, "-m", "stages.cli", "predict", str(tmp_path / "p" / "model"),
-         str(tmp_path / "imgs" / "4" / sorted(os.listdir(tmp_path / "imgs" / "4"))[0])],
-        cwd=ROOT, env=env(), capture_output=True, text=True)
-    assert table.returncode == 0 and table.stdout.count("\n") == 1
+    from click.testing import CliRunner
+
+    from stages.cli import main
+
+    table = CliRunner().invoke(main, [  # the table form, in this process
+        "predict", str(tmp_path / "p" / "model"),
+        str(tmp_path / "imgs" / "4" / sorted(os.listdir(tmp_path / "imgs" / "4"))[0])])
+    assert table.exit_code == 0 and table.stdout.count("\n") == 1, table.output
 
 
 def test_a_model_trained_with_a_schedule_is_evaluated_in_a_fresh_process(tmp_path: Path) -> None:
+    """Trained here, scored by the evaluate stage in a new process: the schedule's objects come
+    back from model.keras alone."""
     digits_data(tmp_path / "data", 300, size=12)
-    path = params_file(tmp_path, epochs=1, schedule={"kind": "step", "warmup_epochs": 1})
+    run_in_process(tmp_path, "run", epochs=1, schedule={"kind": "step", "warmup_epochs": 1})
+    path = tmp_path / "params.yaml"
     params = yaml.safe_load(path.read_text())
     params["evaluate"]["split"] = "val"
     path.write_text(yaml.safe_dump(params))
-    trained = subprocess.run(train_cmd(tmp_path, "run"), cwd=tmp_path, env=env(),
-                             capture_output=True, text=True)
-    assert trained.returncode == 0, trained.stderr
     scored = subprocess.run(
         [sys.executable, "-m", "stages.evaluate", "--params", str(path), "--model",
          str(tmp_path / "run" / "model"), "--data", str(tmp_path / "data"), "--out",
