@@ -23,11 +23,18 @@ import sys
 import zlib
 from pathlib import Path
 
+import dvc  # noqa: F401  (see below)
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.postgres_server import postgres_url  # noqa: F401  (a session's real server)
+
+# `import dvc` sets up DVC's logging: colorama wraps sys.stderr and DVC's handlers keep the
+# stream of that moment. Imported here, at collection, they keep the session's stream; first
+# imported inside a test that captures with capsys (dvclive imports DVC when training starts),
+# they kept that test's stream, closed after it, and a later in-process DVC call in the same
+# worker failed with "I/O operation on closed file".
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
