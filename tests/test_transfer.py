@@ -48,13 +48,17 @@ def env() -> dict[str, str]:
 
 @pytest.mark.parametrize("name", ["vgg16", "resnet50v2", "mobilenetv2", "efficientnetb0"])
 def test_backbones_without_weights_build_and_pool(name: str) -> None:
+    import keras
+
     from pipeline.transfer.features import feature_model
 
     body = backbones.build(name, "none", (32, 32), alpha=0.35)
     batch = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3)).astype(np.float32)
-    for pooling in ("avg", "max", "flatten"):
-        model = feature_model(body, pooling)
-        rows = model.predict_on_batch(backbones.preprocess_input(name, batch))
+    poolings = ("avg", "max", "flatten")
+    heads = [feature_model(body, pooling).output for pooling in poolings]
+    together = keras.Model(body.input, heads)  # the three feature models in one graph, one trace
+    outputs = together.predict_on_batch(backbones.preprocess_input(name, batch))
+    for pooling, rows in zip(poolings, outputs, strict=True):
         assert rows.ndim == 2 and rows.shape[0] == 2
         assert rows.shape[1] == (int(np.prod(body.output_shape[1:])) if pooling == "flatten"
                                  else body.output_shape[-1])
