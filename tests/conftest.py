@@ -178,6 +178,29 @@ def copy_project(dest: Path) -> Path:
 
 
 
+def keep_stages(root: Path, *names: str, metrics: tuple[str, ...] = ()) -> None:
+    """Trim ``root/dvc.yaml`` to the stages ``names``, as they are (``stage@item`` keeps one item
+    of a foreach stage), and, given ``metrics`` (path prefixes), its top-level metrics files
+    under them: every DVC command parses dvc.yaml whole (``dvc exp show`` reads every declared
+    metrics file too), and the other stages cost each call time without bearing on a test."""
+    import yaml
+
+    pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
+    stages: dict = {}
+    for name in names:
+        stage, _, item = name.partition("@")
+        if not item:
+            stages[stage] = pipeline["stages"][stage]
+            continue
+        kept = stages.setdefault(stage, {**pipeline["stages"][stage], "foreach": {}})
+        kept["foreach"][item] = pipeline["stages"][stage]["foreach"][item]
+    trimmed: dict = {"stages": stages}
+    if metrics:
+        trimmed["metrics"] = [path for path in pipeline["metrics"] if path.startswith(metrics)]
+    (root / "dvc.yaml").write_text(yaml.safe_dump(trimmed, sort_keys=False))
+
+
+
 #: The files that take longest, longest first (each runs on one xdist worker, `--dist loadfile`;
 #: wall seconds in a full `make test` on 2 cores, 2026-12-03: 383, 161, 147, 144, 95, 90, 73,
 #: 68, 64, 46, 40, 39, 38, 30; every other file under 25). Collected in this order, and

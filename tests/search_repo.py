@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from pipeline.data.embedded import write_digits
-from tests.conftest import copy_project, run
+from tests.conftest import copy_project, keep_stages, run
 from tests.test_dvc_pipeline import shrink
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -21,18 +21,8 @@ CLI = [sys.executable, "-m", "stages.cli"]
 #: trial must not run: the copy's dvc.yaml keeps these and their metrics files alone, as they
 #: are. DVC parses dvc.yaml whole, and reads every declared metrics file of every experiment for
 #: ``dvc exp show``, in each of the many commands these tests run.
-KEPT = ("ingest", "split", "hdf5", "train", "evaluate")
-
-
-def keep_training_stages(root: Path) -> None:
-    """Cut ``root/dvc.yaml`` down to :data:`KEPT` (evaluate for models/train alone)."""
-    pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
-    stages = {name: pipeline["stages"][name] for name in KEPT}
-    stages["evaluate"]["foreach"] = {"train": stages["evaluate"]["foreach"]["train"]}
-    kept = ("results/ingest/", "results/split/", "results/train/", "results/evaluate/train/")
-    metrics = [path for path in pipeline["metrics"] if path.startswith(kept)]
-    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages, "metrics": metrics},
-                                                  sort_keys=False))
+KEPT = ("ingest", "split", "hdf5", "train", "evaluate@train")
+KEPT_METRICS = ("results/ingest/", "results/split/", "results/train/", "results/evaluate/train/")
 
 
 def search_repo(base: Path, **train: object) -> Path:
@@ -41,7 +31,7 @@ def search_repo(base: Path, **train: object) -> Path:
     source = base / "source"
     write_digits(source)
     root = copy_project(base / "repo")
-    keep_training_stages(root)
+    keep_stages(root, *KEPT, metrics=KEPT_METRICS)
     params = shrink(yaml.safe_load((root / "params.yaml").read_text()), source)
     params["train"].update(train)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

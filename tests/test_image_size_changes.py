@@ -39,7 +39,7 @@ import h5py
 import pytest
 import yaml
 
-from tests.conftest import copy_project, make_class_folders, run, set_dotted, write_image
+from tests.conftest import copy_project, keep_stages, make_class_folders, run, set_dotted, write_image
 
 pytestmark = pytest.mark.slow
 
@@ -152,9 +152,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_class_folders(base / "images", {"a": 16, "b": 16})
     write_image(base / "photos/photo.png", 0, (64, 64))
     root = copy_project(base / "repo")
-    pipeline = yaml.safe_load((root / "dvc.yaml").read_text())
-    stages = {name: pipeline["stages"][name] for name in KEPT}
-    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+    keep_stages(root, *KEPT)
     set_params(root, {
         **{case.key: case.a for case in (HDF5, *TOGETHER)},
         "ingest.source.path": str(base / "images"), "ingest.workers": 1, "hdf5.workers": 1,

@@ -38,7 +38,7 @@ import yaml
 from click.testing import CliRunner, Result
 
 from stages.cli import main
-from tests.conftest import make_class_folders, run
+from tests.conftest import keep_stages, make_class_folders, run
 from tests.repo_copy import copy_working_tree
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -156,14 +156,6 @@ def wait_for_queue(repo: Path, limit: float = 300.0) -> str:
             return status
         assert time.monotonic() - began < limit, f"the queue did not finish:\n{status}"
         time.sleep(3)
-
-
-def keep_stages(repo: Path, *names: str) -> None:
-    """Trim the copy's dvc.yaml to the stages ``names``, as they are: every DVC command parses it
-    whole, and the other stages cost each call a second without bearing on these."""
-    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
-    stages = {name: pipeline["stages"][name] for name in names}
-    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
 
 
 def train_images(repo: Path, lock: dict, stage: str, folder: str) -> tuple[int, int]:

@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import make_class_folders, run, write_image
+from tests.conftest import keep_stages, make_class_folders, run, write_image
 from tests.postgres_server import free_port
 from tests.repo_copy import copy_working_tree, dvc
 
@@ -142,9 +142,7 @@ def digests(repo: Path) -> dict[str, str]:
 
 def tiny_project(repo: Path) -> None:
     """Trim the copy to ingest, split and hdf5 on 12 small images (``data/raw/shapes``)."""
-    pipeline = yaml.safe_load((repo / "dvc.yaml").read_text())
-    (repo / "dvc.yaml").write_text(yaml.safe_dump(
-        {"stages": {name: pipeline["stages"][name] for name in KEPT}}, sort_keys=False))
+    keep_stages(repo, *KEPT)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["ingest"]["source"]["path"] = "data/raw/shapes"
     params["ingest"]["workers"] = params["hdf5"]["workers"] = 1
