@@ -19,6 +19,7 @@ from pipeline.detect.geometry import (
     nms_per_class,
     pyramid,
     resize,
+    vote,
     window_origins,
 )
 
@@ -325,3 +326,45 @@ def test_flip_keeps_the_mean_of_a_window_and_its_mirror(dense):
     found = flipped.detect(image)
     assert len(found) == flipped.windows_seen, "a window and its mirror cancel: every score is 0"
     assert all(d.score == pytest.approx(0.0, abs=1e-12) for d in found)
+
+
+# --------------------------------------------------------------------------- box voting
+
+
+def _logistic(x: float) -> float:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_vote_moves_a_kept_box_to_the_weighted_mean_of_the_boxes_overlapping_it():
+    boxes = np.array([[0, 0, 10, 10], [2, 0, 12, 10], [1, 0, 11, 10], [40, 40, 50, 50]], float)
+    scores = np.array([2.0, 0.0, 1.0, 1.5])
+    classes = np.array([1, 1, 2, 1])
+    kept = np.array([0, 3])
+    # Box 1 overlaps box 0 by IoU 80/120 = 0.67; box 2 overlaps it more but is another class;
+    # box 3 is far away and votes only for itself.
+    voted = vote(boxes, scores, classes, kept, iou=0.5)
+    w0, w1 = _logistic(2.0), _logistic(0.0)
+    np.testing.assert_allclose(voted[0], (w0 * boxes[0] + w1 * boxes[1]) / (w0 + w1))
+    assert voted[0, 0] == pytest.approx(2 * w1 / (w0 + w1))  # 0.38 px to the right
+    np.testing.assert_allclose(voted[1], boxes[3])
+    # Above that overlap the neighbour no longer votes: the boxes stay as NMS kept them.
+    np.testing.assert_allclose(vote(boxes, scores, classes, kept, iou=0.7), boxes[kept])
+
+
+def test_vote_of_nothing_kept_is_empty():
+    assert vote(np.empty((0, 4)), np.empty(0), np.empty(0, int), np.empty(0, int), 0.5).shape \
+        == (0, 4)
+
+
+def test_the_detector_votes_only_when_asked_and_keeps_the_scores():
+    """A 10-px frame seen through 8-px windows: the boxes around the best one pull it a little
+    towards them; without ``vote_iou`` it stays where NMS kept it."""
+    image = _frame_image(40, 9, 13, 10, 1)
+    plain = WindowDetector(FrameScorer((8, 8)), Scan(threshold=0.1, scale=1.5, step=1, nms_iou=0.3))
+    voted = WindowDetector(FrameScorer((8, 8)),
+                           Scan(threshold=0.1, scale=1.5, step=1, nms_iou=0.3, vote_iou=0.3))
+    before, after = plain.detect(image), voted.detect(image)
+    assert before[0].xyxy == (13.0, 9.0, 21.0, 17.0)  # a window's own box, on the frame's corner
+    assert [d.score for d in after] == [d.score for d in before]
+    moved = np.subtract(after[0].xyxy, before[0].xyxy)
+    assert np.all(moved != 0) and np.all(np.abs(moved) < 2), moved

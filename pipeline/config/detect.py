@@ -204,6 +204,12 @@ class DetectParams(Section):
     )
     batch_size: PosInt = Field(512, description="Windows classified per batch.")
     nms_iou: float = Field(0.3, gt=0.0, le=1.0, description="Per-class NMS: IoU that suppresses.")
+    vote_iou: float | None = Field(
+        None, gt=0.0, le=1.0, description="Box voting (window classifiers): each box NMS keeps "
+        "moves to the mean of the boxes overlapping it by at least this IoU, weighted by their "
+        "scores through the logistic function; null: the kept boxes as they are. Sharpens "
+        "position and size where the pyramid's levels are coarse."
+    )
     max_detections: int = Field(100, ge=0, description="Most boxes kept per image (0: no cap).")
     cascade: CascadeParams = CascadeParams()
 

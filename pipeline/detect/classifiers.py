@@ -202,5 +202,5 @@ def build(spec: DetectorParams, params: DetectParams, labels: Sequence[str]) -> 
     from pipeline.detect.detector import Scan, WindowDetector
 
     scan = Scan(spec.threshold, params.scale, params.upscale, params.step, params.batch_size,
-                params.nms_iou, params.max_detections, params.pad, params.flip)
+                params.nms_iou, params.max_detections, params.pad, params.flip, params.vote_iou)
     return WindowDetector(load_classifier(spec.model, params.batch_size), scan)

@@ -4,7 +4,8 @@ Windows from every level of the pyramid are gathered into batches of ``batch_siz
 are classified, so small levels do not mean small batches. Windows may reach past the image
 border (``pad``, over the mirrored image) and be scored with their mirror images (``flip``).
 Each window keeps its best object class when that score reaches the threshold; boxes go back to
-the original image's pixels and greedy non-maxima suppression (OpenCV) runs within each class. A
+the original image's pixels and greedy non-maxima suppression (OpenCV) runs within each class;
+with ``vote_iou`` each kept box then moves to the score-weighted mean of the boxes around it. A
 cascade (:mod:`pipeline.detect.cascade`) is a detector of its own with the same ``detect``
 method.
 """
@@ -20,7 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.detect.boxes import Detection
-from pipeline.detect.geometry import cut_windows, nms_per_class, pyramid, window_origins
+from pipeline.detect.geometry import cut_windows, nms_per_class, pyramid, vote, window_origins
 from pipeline.detect.windows import read_image
 from pipeline.io.images import RejectedImage
 from pipeline.io.progress import progress
@@ -59,6 +60,7 @@ class Scan:
     max_detections: int = 100
     pad: float = 0.0
     flip: bool = False
+    vote_iou: float | None = None
 
 
 def levels(image: np.ndarray, window: tuple[int, int], scan: Scan,
@@ -159,9 +161,12 @@ class WindowDetector:
         all_classes = np.concatenate(classes)
         kept = nms_per_class(all_boxes, all_scores, all_classes, self.scan.nms_iou,
                              self.scan.max_detections or None)
+        found = all_boxes[kept]
+        if self.scan.vote_iou is not None:
+            found = vote(all_boxes, all_scores, all_classes, kept, self.scan.vote_iou)
         names = self.classifier.classes
-        return [Detection(names[all_classes[i]], float(all_scores[i]), *map(float, all_boxes[i]))
-                for i in kept]
+        return [Detection(names[all_classes[i]], float(all_scores[i]), *map(float, box))
+                for i, box in zip(kept, found, strict=True)]
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 OpenCV does the resizing (``cv2.resize`` with area interpolation when shrinking) and the greedy
 IoU suppression (``cv2.dnn.NMSBoxes``); numpy's ``sliding_window_view`` cuts the windows without
-copying the image.
+copying the image. Box voting (Gidaris and Komodakis, ICCV 2015) is numpy here: no maintained
+library refines one detector's kept boxes this way (ensemble-boxes' fusion also re-scores them
+and clusters without NMS).
 """
 
 from __future__ import annotations
@@ -92,3 +94,21 @@ def nms_per_class(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, io
     order = np.concatenate(kept) if kept else np.empty(0, np.int64)
     order = order[np.argsort(-np.asarray(scores)[order], kind="stable")]
     return order[:cap] if cap else order
+
+
+def vote(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, kept: np.ndarray,
+         iou: float) -> np.ndarray:
+    """Box voting: each kept box moved to the mean of the boxes of its class that overlap it by
+    IoU >= ``iou`` (itself included), each weighted by its score through the logistic function
+    (the probability, for log-odds scores). ``(len(kept), 4)`` boxes in ``kept``'s order; the
+    scores stay the kept boxes' own."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    kept = np.asarray(kept, np.int64).reshape(-1)
+    if not len(kept):
+        return np.empty((0, 4))
+    classes = np.asarray(classes)
+    weights = 1.0 / (1.0 + np.exp(-np.asarray(scores, np.float64)))
+    near = (iou_matrix(boxes[kept], boxes) >= iou) & (classes[kept][:, None] == classes[None])
+    near[np.arange(len(kept)), kept] = True
+    voting = near * weights[None]
+    return voting @ boxes / voting.sum(axis=1, keepdims=True)
