@@ -32,7 +32,8 @@ LOSS_TOLERANCE = 0.02
 
 #: Trains each ``<tag>.yaml`` in the work folder into ``<tag>/``; ``--devices 2`` first splits
 #: the CPU into two logical devices (before TensorFlow starts). A tag ending in ``-killed`` is
-#: interrupted once its first epoch is backed up and then run again: it resumes.
+#: interrupted once its first epoch is backed up and then run again: it resumes (or, with
+#: ``STOP_AT_INTERRUPT`` set, the process ends there and one started with ``RESUME_ONLY`` resumes).
 SCRIPT = r"""
 import json, os, sys
 from pathlib import Path
@@ -70,7 +71,7 @@ def interrupted_once_backed_up(self, epoch, logs=None):
 for tag in tags:
     params = load_params(work / f"{tag}.yaml")
     folders = [work / tag / name for name in ("model", "live", "ckpt")]
-    if tag.endswith("-killed"):
+    if tag.endswith("-killed") and not os.environ.get("RESUME_ONLY"):
         keras.callbacks.BackupAndRestore.on_epoch_end = interrupted_once_backed_up
         try:
             keras.backend.clear_session()  # layer names as a fresh process numbers them
@@ -78,6 +79,8 @@ for tag in tags:
             print(f"{tag}: finished before the interrupt")
         except KeyboardInterrupt:
             print(f"{tag}: interrupted")
+            if os.environ.get("STOP_AT_INTERRUPT"):  # the process ends; a new one resumes
+                continue
         keras.callbacks.BackupAndRestore.on_epoch_end = backed_up
     keras.backend.clear_session()
     train(params, work / "data", *folders)
@@ -147,13 +150,20 @@ def test_mirrored_resumes_after_an_interrupt(local: tuple[Path, str]) -> None:
 
 
 @pytest.mark.slow
-def test_two_workers_on_localhost_match_one_device(local: tuple[Path, str]) -> None:
+def test_two_workers_on_localhost_match_one_device_and_resume_together(local: tuple[Path, str]) -> None:
     work, _ = local
     cluster = distribute.localhost_cluster(2)
     write_params(work, "workers", distribution="multi_worker")
-    procs = [launch(work, 1, "workers", TF_CONFIG=json.dumps(
-        {"cluster": cluster, "task": {"type": "worker", "index": i}})) for i in range(2)]
-    outs = [finish(proc) for proc in procs]
+    write_params(work, "workers-killed", distribution="multi_worker")
+
+    def workers(tag: str, **env: str) -> list[str]:
+        # one MultiWorkerMirroredStrategy per process: made again in the same process it can
+        # lose the other worker's heartbeat
+        procs = [launch(work, 1, tag, **env, TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": i}})) for i in range(2)]
+        return [finish(proc) for proc in procs]
+
+    outs = workers("workers")
     assert "(chief)" in outs[0] and "is not the chief" in outs[1]
     assert (work / "workers" / "model" / "model.keras").exists()  # the chief's
     scratch = outs[1].split("outputs go to ")[1].split()[0]
@@ -161,6 +171,16 @@ def test_two_workers_on_localhost_match_one_device(local: tuple[Path, str]) -> N
     got = metrics(work, "workers")
     assert got["replicas"] == 2
     assert_close(got, metrics(work, "one"))
+    # Both workers stop after the first epoch; started again, the other worker starts from a
+    # copy of the chief's checkpoint folder, and both resume from epoch 2.
+    assert all("workers-killed: interrupted" in out
+               for out in workers("workers-killed", STOP_AT_INTERRUPT="1"))
+    again = workers("workers-killed", RESUME_ONLY="1")
+    assert all("resuming an interrupted run from epoch 2" in out for out in again), again
+    assert "starts from a copy of the chief's" in again[1]
+    resumed = metrics(work, "workers-killed")
+    assert resumed["step"] == got["step"] == 1
+    assert resumed["val"]["loss"] == pytest.approx(got["val"]["loss"], abs=1e-4)
 
 
 @pytest.mark.slow

@@ -52,6 +52,7 @@ class Distribution:
     worker: int = 0
     workers: int = 1
     chief: bool = True
+    shared_checkpoint: Path | None = None
 
     @property
     def active(self) -> bool:
@@ -74,16 +75,53 @@ class Distribution:
         schedule = params.schedule.model_copy(update={"end_lr": params.schedule.end_lr * self.replicas})
         return params.model_copy(update={"lr": params.lr * self.replicas, "schedule": schedule})
 
-    def outputs(self, *folders: Path) -> tuple[Path, ...]:
-        """The folders this process writes to: ``folders`` on the chief; on another worker
-        fresh folders in a temporary one that is deleted when the process ends."""
+    def outputs(self, model_dir: Path, live_dir: Path,
+                checkpoint_dir: Path) -> tuple[Path, Path, Path]:
+        """The folders this process writes to: the given ones on the chief; on another worker
+        fresh folders in a temporary one that is deleted when the process ends. Where the
+        chief's checkpoint folder holds anything (an interrupted run's backup), the worker's start
+        as copies of the chief's, so that every worker resumes from the same epoch (TF's
+        multi-worker guide: the folders are then shared by the workers, one filesystem for all;
+        :meth:`agree` stops a run whose workers would start apart)."""
+        folders = (model_dir, live_dir, checkpoint_dir)
+        self.shared_checkpoint = checkpoint_dir
         if self.chief:
             return folders
         scratch = Path(tempfile.mkdtemp(prefix=f"cvpipe-worker{self.worker}-"))
         atexit.register(shutil.rmtree, scratch, ignore_errors=True)
         print(f"{self.section}: worker {self.worker} is not the chief: its outputs go to "
               f"{scratch} (deleted at exit)")
-        return tuple(scratch / str(i) for i in range(len(folders)))
+        mine = (scratch / "model", scratch / "live", scratch / "checkpoint")
+        if checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
+            for chiefs, copy in zip(folders, mine, strict=True):
+                if chiefs.is_dir():
+                    shutil.copytree(chiefs, copy)
+            print(f"{self.section}: worker {self.worker} starts from a copy of the chief's "
+                  f"{checkpoint_dir}, to resume where the chief does")
+        return mine
+
+    def agree(self, epoch: int) -> None:
+        """Under ``multi_worker``, check that every worker starts from ``epoch`` (a sum over the
+        replicas, TensorFlow's collective all-reduce); :class:`InputError` where they would
+        not, which would otherwise hang or train on mismatched steps."""
+        if self.kind != "multi_worker":
+            return
+        import tensorflow as tf
+
+        strategy = self.strategy
+
+        @tf.function
+        def total():
+            return strategy.reduce("SUM", strategy.run(lambda: tf.constant(float(epoch))),
+                                   axis=None)
+
+        if float(total()) != float(epoch * self.replicas):
+            raise InputError(
+                f"{self.shared_checkpoint}: the workers would start from different epochs (this "
+                f"one, worker {self.worker}, from epoch {epoch + 1}): under "
+                f"{self.section}.distribution multi_worker every worker resumes from the chief's "
+                "checkpoint folder, which must be shared by all of them (one filesystem); "
+                "delete it to start afresh")
 
     def adopt(self, model: keras.Model, loader: HDF5Loader) -> None:
         """Let ``model`` (built and compiled in :meth:`scope`) train under ``multi_worker``,

@@ -138,6 +138,7 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     run.identify({"train": tp.model_dump(mode="json", exclude={"early_stopping"})}, model,
                  train_split.path)
     initial_epoch = run.resume()
+    dist.agree(initial_epoch)
     fit_train, steps_per_epoch = dist.fit_data(train_data, initial_epoch, tp.epochs, tp.batch_size)
     summary = {"replicas": dist.replicas} if dist.active else {}
     with run.logging(initial_epoch, parameters=int(model.count_params()), **summary):

@@ -101,6 +101,7 @@ def finetune(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     warm_weights = checkpoint_dir / "warmup.weights.h5"
     warm_done = warm_weights.exists() and run.completed(warm_dir)
     start = max(run.resume(tune_dir), fp.warmup.epochs) if warm_done else run.resume(warm_dir)
+    dist.agree(start)
 
     best = checkpoint_dir / "best.keras"
     if start == 0:
