@@ -26,7 +26,7 @@ def cli(params_path: Path, data: Path, out: Path, live_dir: Path, checkpoint_dir
     from pipeline.train.training import train
 
     train(params.model_copy(update={"train": params.detect_train}), data, out, live_dir,
-          checkpoint_dir)
+          checkpoint_dir, section="detect_train")
     click.echo(f"detect_train: saved {out / 'model.keras'}")
 
 

@@ -4,7 +4,8 @@ A tiny LeNet on 512 scikit-learn digits, 2 epochs, no augmentation, same seed. E
 its devices when it starts, so the runs are subprocesses, as few as can be: one TensorFlow process
 with two logical CPUs (one device, ``mirrored``, and a ``mirrored`` run interrupted after its
 first epoch and resumed), two ``multi_worker`` processes on localhost ports, and one JAX process
-with two forced host devices (one device and ``data_parallel``). The bad-input checks run here.
+with two forced host devices (one device and ``data_parallel``), then two JAX processes joined by
+``keras.distribution.initialize``. The bad-input checks run here.
 """
 
 from __future__ import annotations
@@ -184,7 +185,7 @@ def test_two_workers_on_localhost_match_one_device_and_resume_together(local: tu
 
 
 @pytest.mark.slow
-def test_jax_data_parallel_over_two_host_devices(tmp_path: Path) -> None:
+def test_jax_data_parallel_over_two_host_devices_and_two_processes(tmp_path: Path) -> None:
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed (it comes with the dev dependency group)")
     digits_data(tmp_path / "data", 512)
@@ -200,6 +201,20 @@ def test_jax_data_parallel_over_two_host_devices(tmp_path: Path) -> None:
     got = metrics(tmp_path, "parallel")
     assert got["replicas"] == 2
     assert_close(got, metrics(tmp_path, "one"))
+    # Several hosts: two processes on localhost, one CPU device each, joined by
+    # keras.distribution.initialize (jax.distributed, Gloo's collectives on CPU).
+    write_params(tmp_path, "hosts", distribution="data_parallel")
+    coordinator = distribute.localhost_cluster(1)["worker"][0]
+    procs = [launch(tmp_path, 1, "hosts", KERAS_BACKEND="jax",
+                    KERAS_DISTRIBUTION_JOB_ADDRESSES=coordinator,
+                    KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID=str(i),
+                    JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo") for i in range(2)]
+    outs = [finish(proc) for proc in procs]
+    assert "in 2 worker(s), this one 0 (chief)" in outs[0] and "is not the chief" in outs[1]
+    hosts = metrics(tmp_path, "hosts")
+    assert hosts["replicas"] == 2
+    assert_close(hosts, metrics(tmp_path, "one"))
+    assert (tmp_path / "hosts" / "model" / "model.keras").exists()
 
 
 @pytest.mark.parametrize(("kind", "section", "backend", "says"), [

@@ -216,3 +216,21 @@ def test_accumulating_past_the_run_is_a_params_error(tmp_path: Path) -> None:
     done = CliRunner().invoke(main, ["params", "check", str(bad)])
     assert done.exit_code == 2
     assert "train.clipvalue: set clipnorm or clipvalue, not both" in done.output
+
+
+def test_detect_train_names_its_own_section_in_errors(tmp_path: Path) -> None:
+    """``detect_train`` trains through ``train()``; its errors name ``detect_train.*``."""
+    from stages.detect_train import cli
+    from tests.test_training import digits_data
+
+    digits_data(tmp_path / "windows", 64, size=16)
+    data = shipped()
+    data["detect_train"].update(model="shallownet", epochs=1, batch_size=32, accumulate_steps=50)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
+    done = CliRunner().invoke(cli, [
+        "--params", str(tmp_path / "params.yaml"), "--data", str(tmp_path / "windows"),
+        "--out", str(tmp_path / "model"), "--live", str(tmp_path / "live"),
+        "--checkpoint", str(tmp_path / "ckpt")])
+    assert done.exit_code == 2, done.output
+    assert "detect_train.accumulate_steps: 50 batches per update, but the run has 2" in done.output
+    assert not (tmp_path / "model" / "model.keras").exists()

@@ -294,7 +294,10 @@ def _jax(section: str) -> Distribution:
     import jax
 
     devices = keras.distribution.list_devices()
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    # each process already reads only its own slices (_ProcessSlices): Keras must not shard
+    # them again (it would ask for a tf.data.Dataset to do so)
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False))
     process = jax.process_index()
     return Distribution("data_parallel", section, None, len(devices), process,
                         jax.process_count(), process == 0)

@@ -93,21 +93,23 @@ def class_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
 
 
 def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
-          checkpoint_dir: Path) -> keras.Model:
+          checkpoint_dir: Path, section: str = "train") -> keras.Model:
     """Train ``params.train.model`` on ``hdf5_dir/train.h5`` (validating on ``val.h5``).
 
     ``checkpoint_dir`` persists between runs: after a kill the next run continues from the last
     finished epoch (weights, optimizer state and schedule position, loader order, dvclive
     history) unless params or data changed, in which case it starts fresh and says why.
     Under ``train.distribution`` (:mod:`pipeline.train.distribute`) only the chief writes them.
+    ``section`` is the params section the settings came from, named in messages and errors
+    (``detect_train`` passes its section as ``train``).
     """
     tp = params.train
-    dist = distribute.setup(tp.distribution, "train", tp.batch_size)  # before the backend runs
+    dist = distribute.setup(tp.distribution, section, tp.batch_size)  # before the backend runs
     if dist.active and tp.class_weight != "none":
-        raise ParamsError([f"train.class_weight: {tp.class_weight} is not supported with "
-                           f"train.distribution {tp.distribution}; use none"])
+        raise ParamsError([f"{section}.class_weight: {tp.class_weight} is not supported with "
+                           f"{section}.distribution {tp.distribution}; use none"])
     model_dir, live_dir, checkpoint_dir = dist.outputs(model_dir, live_dir, checkpoint_dir)
-    run = TrainingRun("train", checkpoint_dir, live_dir, params.base.seed, tp.deterministic,
+    run = TrainingRun(section, checkpoint_dir, live_dir, params.base.seed, tp.deterministic,
                       tp.mixed_precision)
     train_split = Split(hdf5_dir / "train.h5")
     classes = len(train_split.classes)
@@ -128,7 +130,7 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     with dist.scope():
         model = models.build(tp.model, preprocessor.output_shape(train_split.shape[1:]), classes,
                              tp.arch)
-        compile_model(model, make_optimizer(dist.scaled(tp, tp.lr_scaling), steps), classes,
+        compile_model(model, make_optimizer(dist.scaled(tp, tp.lr_scaling), steps, section), classes,
                       tp.jit_compile, one_hot=one_hot(tp), label_smoothing=tp.label_smoothing)
     dist.adopt(model, train_data)
     if dist.active:
