@@ -4,7 +4,8 @@ A tiny LeNet on 512 scikit-learn digits, 2 epochs, no augmentation, same seed. E
 its devices when it starts, so the runs are subprocesses, as few as can be: one TensorFlow process
 with two logical CPUs (one device, ``mirrored``, and a ``mirrored`` run interrupted after its
 first epoch and resumed), two ``multi_worker`` processes on localhost ports, and one JAX process
-with two forced host devices (one device and ``data_parallel``), then two JAX processes joined by
+with two forced host devices (one device, ``data_parallel``, and ``data_parallel`` interrupted and
+resumed), then two JAX processes joined by
 ``keras.distribution.initialize``. The bad-input checks run here.
 """
 
@@ -191,7 +192,8 @@ def test_jax_data_parallel_over_two_host_devices_and_two_processes(tmp_path: Pat
     digits_data(tmp_path / "data", 512)
     write_params(tmp_path, "one")
     write_params(tmp_path, "parallel", distribution="data_parallel")
-    proc = launch(tmp_path, 2, "one", "parallel", KERAS_BACKEND="jax",
+    write_params(tmp_path, "parallel-killed", distribution="data_parallel")
+    proc = launch(tmp_path, 2, "one", "parallel", "parallel-killed", KERAS_BACKEND="jax",
                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
     out, _ = proc.communicate(timeout=300)
     if proc.returncode == 77:
@@ -201,6 +203,11 @@ def test_jax_data_parallel_over_two_host_devices_and_two_processes(tmp_path: Pat
     got = metrics(tmp_path, "parallel")
     assert got["replicas"] == 2
     assert_close(got, metrics(tmp_path, "one"))
+    assert "parallel-killed: interrupted" in out
+    assert "resuming an interrupted run from epoch 2" in out
+    resumed = metrics(tmp_path, "parallel-killed")
+    assert resumed["step"] == got["step"] == 1
+    assert resumed["val"]["loss"] == pytest.approx(got["val"]["loss"], abs=1e-4)
     # Several hosts: two processes on localhost, one CPU device each, joined by
     # keras.distribution.initialize (jax.distributed, Gloo's collectives on CPU).
     write_params(tmp_path, "hosts", distribution="data_parallel")
