@@ -270,12 +270,14 @@ def generate(model: Path, n: int, out: Path, seed: int, grid: bool) -> None:
 
     Example: cvpipe generate models/dcgan 64 samples/
     """
+    from pipeline.generative.generator_file import generator_path
     from stages.common import quiet_backend
 
+    path = generator_path(model)  # a missing generator exits 2 before Keras loads
     quiet_backend()
     from pipeline.generative.dcgan import write_samples
 
-    write_samples(model, n, out, seed, grid)
+    write_samples(path, n, out, seed, grid)
     click.echo(f"wrote {n} images to {out}")
 
 

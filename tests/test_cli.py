@@ -68,3 +68,17 @@ def test_installed_console_command() -> None:
     done = subprocess.run([str(cvpipe), "params", "check"], cwd=ROOT, env=venv_env(),
                           capture_output=True, text=True)
     assert done.returncode == 0 and "valid" in done.stdout, done.stderr
+
+
+def test_generate_without_a_generator_exits_2_before_keras_loads(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom stages.cli import main\n"
+            f"result = CliRunner().invoke(main, ['generate', {str(tmp_path / 'empty')!r}, '4', "
+            f"{str(tmp_path / 'out')!r}])\n"
+            "print(result.exit_code, 'keras' in sys.modules)\nprint(result.output)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=venv_env(),
+                          capture_output=True, text=True)
+    first, *rest = done.stdout.splitlines()
+    assert first == "2 False", done.stdout + done.stderr
+    assert "no generator.keras in" in "\n".join(rest)
+    assert not (tmp_path / "out").exists()

@@ -26,14 +26,13 @@ import numpy as np
 
 from pipeline.config import DcganParams
 from pipeline.generative.diff_augment import DRAWS, DiffAugment, draws
+from pipeline.generative.generator_file import generator_path
 from pipeline.generative.gradients import loss_gradients, no_grad
-from pipeline.io.errors import InputError
 from pipeline.io.hdf5 import Split
 from pipeline.io.progress import predict_bar
 from pipeline.train.loader import HDF5Loader
 from pipeline.train.preprocess import Preprocessor
 
-GENERATOR = "generator.keras"
 META = "dcgan.json"
 
 
@@ -259,10 +258,7 @@ def write_samples(model: Path, n: int, out: Path, seed: int = 0, grid: bool = Tr
     if ``grid``; the same ``seed`` gives the same images. :class:`InputError` if there is no
     generator.
     """
-    model = Path(model)
-    path = model / GENERATOR if model.is_dir() else model
-    if not path.is_file():
-        raise InputError(f"no {GENERATOR} in {model} (the dcgan stage writes it)")
+    path = generator_path(model)
     images = sample(keras.models.load_model(path, compile=False), n, seed)
     written = []
     for i, image in enumerate(images):

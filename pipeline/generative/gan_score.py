@@ -58,7 +58,8 @@ def score(generator_dir: Path, classifier_dir: Path, samples: int, seed: int, ba
     import keras
 
     from pipeline.evaluate.evaluation import Scorer
-    from pipeline.generative.dcgan import GENERATOR, sample
+    from pipeline.generative.dcgan import sample
+    from pipeline.generative.generator_file import GENERATOR
 
     generator = keras.models.load_model(generator_dir / GENERATOR, compile=False)
     images = sample(generator, samples, seed, batch_size)

@@ -12,7 +12,6 @@ import numpy as np
 from pipeline.config import Params
 from pipeline.generative.dcgan import (
     DCGAN,
-    GENERATOR,
     META,
     GANLoader,
     augmenter,
@@ -22,6 +21,7 @@ from pipeline.generative.dcgan import (
     save_png,
     to_uint8,
 )
+from pipeline.generative.generator_file import GENERATOR
 from pipeline.io.atomic import write_json
 from pipeline.train.lifecycle import TrainingRun
 from pipeline.train.loader import fit_data
