@@ -162,6 +162,16 @@ def run(cmd: list[str], cwd: Path, check: bool = True, **kwargs) -> subprocess.C
     return done
 
 
+def invoke_training_stage(cli, params: Path, data: Path, root: Path):
+    """A training stage's Click command (train, detect_train, ...) run in this process on
+    ``data``; its model, dvclive and checkpoint folders go under ``root``. Click's result."""
+    from click.testing import CliRunner
+
+    return CliRunner().invoke(cli, [
+        "--params", str(params), "--data", str(data), "--out", str(root / "model"),
+        "--live", str(root / "live"), "--checkpoint", str(root / "ckpt")])
+
+
 def copy_project(dest: Path) -> Path:
     """A fresh git + DVC repository holding this project's pipeline (code, dvc.yaml, params)."""
     dest.mkdir(parents=True, exist_ok=True)

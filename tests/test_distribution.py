@@ -24,7 +24,7 @@ import yaml
 from pipeline.config import ParamsError
 from pipeline.io.errors import InputError
 from pipeline.train import distribute
-from tests.conftest import ROOT, venv_env
+from tests.conftest import ROOT, invoke_training_stage, venv_env
 from tests.test_training import NO_AUGMENT, digits_data
 
 #: Val accuracy and loss of a distributed run may differ from one device's by this much: the
@@ -277,17 +277,12 @@ def test_lr_scaling_linear_multiplies_by_the_replicas() -> None:
 
 def test_the_stage_exits_2_on_a_malformed_tf_config_writing_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from click.testing import CliRunner
-
     from stages.train import cli
 
     write_params(tmp_path, "bad", distribution="multi_worker")
     (tmp_path / "data").mkdir()
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}')
-    result = CliRunner().invoke(cli, [
-        "--params", str(tmp_path / "bad.yaml"), "--data", str(tmp_path / "data"),
-        "--out", str(tmp_path / "model"), "--live", str(tmp_path / "live"),
-        "--checkpoint", str(tmp_path / "ckpt")])
+    result = invoke_training_stage(cli, tmp_path / "bad.yaml", tmp_path / "data", tmp_path)
     assert result.exit_code == 2, result.output
     assert "error: TF_CONFIG: not valid JSON" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "data"]

@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from pipeline.config import ArchParams, ParamsError, PhaseParams, TrainParams, validate
-from tests.conftest import ROOT
+from tests.conftest import ROOT, invoke_training_stage
 from tests.test_training import digits_data, run_in_process
 
 keras = pytest.importorskip("keras")
@@ -227,10 +227,7 @@ def test_detect_train_names_its_own_section_in_errors(tmp_path: Path) -> None:
     data = shipped()
     data["detect_train"].update(model="shallownet", epochs=1, batch_size=32, accumulate_steps=50)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
-    done = CliRunner().invoke(cli, [
-        "--params", str(tmp_path / "params.yaml"), "--data", str(tmp_path / "windows"),
-        "--out", str(tmp_path / "model"), "--live", str(tmp_path / "live"),
-        "--checkpoint", str(tmp_path / "ckpt")])
+    done = invoke_training_stage(cli, tmp_path / "params.yaml", tmp_path / "windows", tmp_path)
     assert done.exit_code == 2, done.output
     assert "detect_train.accumulate_steps: 50 batches per update, but the run has 2" in done.output
     assert not (tmp_path / "model" / "model.keras").exists()
