@@ -79,8 +79,9 @@ class Distribution:
                 checkpoint_dir: Path) -> tuple[Path, Path, Path]:
         """The folders this process writes to: the given ones on the chief; on another worker
         fresh folders in a temporary one that is deleted when the process ends. Where the
-        chief's checkpoint folder holds anything (an interrupted run's backup), the worker's start
-        as copies of the chief's, so that every worker resumes from the same epoch (TF's
+        chief's checkpoint folder holds anything (an interrupted run's backup), the worker's
+        checkpoint and dvclive folders start as copies of the chief's (the model folder is
+        written afresh at the end), so that every worker resumes from the same epoch (TF's
         multi-worker guide: the folders are then shared by the workers, one filesystem for all;
         :meth:`agree` stops a run whose workers would start apart)."""
         folders = (model_dir, live_dir, checkpoint_dir)
@@ -93,7 +94,7 @@ class Distribution:
               f"{scratch} (deleted at exit)")
         mine = (scratch / "model", scratch / "live", scratch / "checkpoint")
         if checkpoint_dir.is_dir() and any(checkpoint_dir.iterdir()):
-            for chiefs, copy in zip(folders, mine, strict=True):
+            for chiefs, copy in zip(folders[1:], mine[1:], strict=True):
                 if chiefs.is_dir():
                     shutil.copytree(chiefs, copy)
             print(f"{self.section}: worker {self.worker} starts from a copy of the chief's "

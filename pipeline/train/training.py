@@ -101,7 +101,7 @@ def train(params: Params, hdf5_dir: Path, model_dir: Path, live_dir: Path,
     history) unless params or data changed, in which case it starts fresh and says why.
     Under ``train.distribution`` (:mod:`pipeline.train.distribute`) only the chief writes them.
     ``section`` is the params section the settings came from, named in messages and errors
-    (``detect_train`` passes its section as ``train``).
+    (``detect_train`` hands its section over as ``params.train`` and names it here).
     """
     tp = params.train
     dist = distribute.setup(tp.distribution, section, tp.batch_size)  # before the backend runs
