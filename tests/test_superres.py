@@ -166,18 +166,23 @@ def test_srcnn_stages_apply_ingest_max_pixels(model_dir: Path, tmp_path: Path) -
         ("large.png", "too-many-pixels: 120x90 > 6000 pixels")]
 
 
+def noisy_photos(folder: Path) -> Path:
+    """Two 90x120 RGB ramps with different noise, ``a.png`` and ``b.png``, in ``folder``."""
+    folder.mkdir()
+    smooth = (ramp(90, 120)[..., None] * np.array([255, 200, 150])).astype(np.uint8)
+    for name, seed in (("a.png", 4), ("b.png", 5)):
+        noise = np.random.default_rng(seed).integers(0, 40, smooth.shape)
+        Image.fromarray((smooth + noise).astype(np.uint8)).save(folder / name)
+    return folder
+
+
 def test_srcnn_data_train_evaluate_stages(tmp_path: Path) -> None:
     """The three stages on two small photos: patches, one epoch, PSNR/SSIM against bicubic."""
     import yaml
 
     from tests.conftest import ROOT
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    smooth = (ramp(90, 120)[..., None] * np.array([255, 200, 150])).astype(np.uint8)
-    for name, seed in (("a.png", 4), ("b.png", 5)):
-        noise = np.random.default_rng(seed).integers(0, 40, smooth.shape)
-        Image.fromarray((smooth + noise).astype(np.uint8)).save(photos / name)
+    photos = noisy_photos(tmp_path / "photos")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["srcnn_data"].update(images=str(photos), glob="a.png", stride=20)
     params["srcnn"].update(epochs=1, filters=[8, 4])
@@ -203,6 +208,37 @@ def test_srcnn_data_train_evaluate_stages(tmp_path: Path) -> None:
                                                  abs=1e-3)
     assert (tmp_path / "eval" / "crops.png").stat().st_size > 0
     assert (tmp_path / "live" / "plots" / "metrics" / "val" / "psnr.tsv").exists()
+
+
+def test_srcnn_schedule_decays_the_rate(tmp_path: Path) -> None:
+    """``srcnn.schedule`` reaches the optimizer: cosine over two epochs prints half the peak
+    rate after the first and ``end_lr`` after the last; constant keeps the peak."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    photos = noisy_photos(tmp_path / "photos")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["srcnn_data"].update(images=str(photos), glob="*.png", stride=20)
+    runner = CliRunner()
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump(params))
+    assert runner.invoke(main, ["srcnn_data", "--params", str(p), "--out",
+                                str(tmp_path / "data")]).exit_code == 0
+    rates = {}
+    for kind in ("cosine", "constant"):
+        params["srcnn"].update(epochs=2, filters=[4, 2], lr=0.004,
+                               schedule={"kind": kind, "end_lr": 0.0001})
+        p.write_text(yaml.safe_dump(params))
+        out = tmp_path / kind
+        result = runner.invoke(main, ["srcnn", "--params", str(p), "--data", str(tmp_path / "data"),
+                                      "--out", str(out / "model"), "--live", str(out / "live"),
+                                      "--checkpoint", str(out / "ckpt")])
+        assert result.exit_code == 0, result.output
+        rates[kind] = [float(line.split("  lr ")[1].split()[0])
+                       for line in result.output.splitlines() if line.startswith("epoch ")]
+    assert rates["cosine"] == pytest.approx([0.00205, 0.0001], rel=1e-3)
+    assert rates["constant"] == [0.004, 0.004]
 
 
 def test_even_kernel_and_too_small_patch_name_their_keys(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from pipeline.config.base import Fraction, Kernel, Optimizer, PosInt, Section
+from pipeline.config.training import ScheduleParams
 
 
 class DcganParams(Section):
@@ -113,7 +114,11 @@ class SrcnnParams(Section):
     epochs: PosInt = Field(2, description="Passes over the sub-images.")
     batch_size: PosInt = Field(16, description="Sub-images per step.")
     optimizer: Optimizer = Field("adam", description="Optimizer by name.")
-    lr: float = Field(0.002, gt=0.0, le=10.0, description="Learning rate.")
+    lr: float = Field(0.002, gt=0.0, le=10.0, description="(Peak) learning rate.")
+    schedule: ScheduleParams = Field(
+        ScheduleParams(), description="Learning-rate schedule over the epochs, stepped per batch "
+        "(the T91 benchmark: cosine)."
+    )
     deterministic: bool = Field(True, description="TensorFlow: deterministic ops.")
 
     @model_validator(mode="after")

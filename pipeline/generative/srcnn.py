@@ -21,7 +21,7 @@ from pipeline.io.atomic import atomic_path, read_json, write_json
 from pipeline.io.errors import InputError
 from pipeline.io.images import DEFAULT_MAX_PIXELS, list_images, read_images
 from pipeline.io.progress import progress
-from pipeline.train.schedules import optimizer_named
+from pipeline.train.schedules import learning_rate, optimizer_named
 
 MODEL = "model.keras"
 META = "srcnn.json"
@@ -63,7 +63,8 @@ def train(params: Params, data_dir: Path, model_dir: Path, live_dir: Path,
     val = _read(data_dir / "val.h5") if (data_dir / "val.h5").exists() else None
     has_val = val is not None and len(val[0]) > 0
     model = build(sp.filters, sp.kernels)
-    model.compile(optimizer_named(sp.optimizer, sp.lr), "mse", metrics=[psnr])
+    steps = -(-len(x) // sp.batch_size)
+    model.compile(optimizer_named(sp.optimizer, learning_rate(sp, steps)), "mse", metrics=[psnr])
     print(f"srcnn: {model.count_params():,} parameters, {len(x):,} sub-images "
           f"({x.shape[1]} px in, {y.shape[1]} px out), x{meta['scale']}")
     run.identify({"srcnn": sp.model_dump(mode="json")}, model, data_dir / "train.h5")
