@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from pipeline.config import ParamsError, PhaseParams, ScheduleParams, TrainParams
+from pipeline.config import ParamsError, PhaseParams, ScheduleParams, SrcnnParams, TrainParams
 
 
 @keras.saving.register_keras_serializable(package="cvpipe")
@@ -60,7 +60,7 @@ def _warm(rate, step, lr: float, warmup_steps: int):
 Rate = float | keras.optimizers.schedules.LearningRateSchedule
 
 
-def learning_rate(params: TrainParams | PhaseParams, steps_per_epoch: int) -> Rate:
+def learning_rate(params: TrainParams | PhaseParams | SrcnnParams, steps_per_epoch: int) -> Rate:
     """The rate (or schedule) for ``params.schedule`` over ``params.epochs`` epochs."""
     s: ScheduleParams = params.schedule
     warmup = s.warmup_epochs * steps_per_epoch
