@@ -211,8 +211,9 @@ def test_srcnn_data_train_evaluate_stages(tmp_path: Path) -> None:
 
 
 def test_srcnn_schedule_decays_the_rate(tmp_path: Path) -> None:
-    """``srcnn.schedule`` reaches the optimizer: cosine over two epochs prints half the peak
-    rate after the first and ``end_lr`` after the last; constant keeps the peak."""
+    """``srcnn.schedule`` reaches the optimizer: cosine over two epochs prints the rate halfway
+    between the peak and ``end_lr`` after the first, ``end_lr`` after the last; constant keeps
+    the peak."""
     import yaml
 
     from tests.conftest import ROOT
