@@ -177,3 +177,15 @@ def test_dcgan_resumes_after_kill(tmp_path: Path) -> None:
     rows = (tmp_path / "live" / "plots" / "metrics" / "train" / "g_loss.tsv").read_text()
     assert [line.split("\t")[0] for line in rows.strip().splitlines()[1:]] == ["0", "1", "2"]
     assert (tmp_path / "model" / "generator.keras").exists()
+
+
+def test_gan_score_without_a_generator_exits_2_naming_the_folder(tmp_path: Path) -> None:
+    """A --generator folder with no generator.keras: exit 2 naming it, nothing written."""
+    (tmp_path / "hdf5").mkdir()
+    (tmp_path / "dcgan").mkdir()
+    result = CliRunner().invoke(main, [
+        "gan_score", "--params", str(ROOT / "params.yaml"), "--data", str(tmp_path / "hdf5"),
+        "--generator", str(tmp_path / "dcgan"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert f"no generator.keras in {tmp_path / 'dcgan'}" in result.output
+    assert not (tmp_path / "out").exists()

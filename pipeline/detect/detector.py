@@ -161,9 +161,8 @@ class WindowDetector:
         all_classes = np.concatenate(classes)
         kept = nms_per_class(all_boxes, all_scores, all_classes, self.scan.nms_iou,
                              self.scan.max_detections or None)
-        found = all_boxes[kept]
-        if self.scan.vote_iou is not None:
-            found = vote(all_boxes, all_scores, all_classes, kept, self.scan.vote_iou)
+        found = (all_boxes[kept] if self.scan.vote_iou is None
+                 else vote(all_boxes, all_scores, all_classes, kept, self.scan.vote_iou))
         names = self.classifier.classes
         return [Detection(names[all_classes[i]], float(all_scores[i]), *map(float, box))
                 for i, box in zip(kept, found, strict=True)]

@@ -59,9 +59,9 @@ def score(generator_dir: Path, classifier_dir: Path, samples: int, seed: int, ba
 
     from pipeline.evaluate.evaluation import Scorer
     from pipeline.generative.dcgan import sample
-    from pipeline.generative.generator_file import GENERATOR
+    from pipeline.generative.generator_file import generator_path
 
-    generator = keras.models.load_model(generator_dir / GENERATOR, compile=False)
+    generator = keras.models.load_model(generator_path(generator_dir), compile=False)
     images = sample(generator, samples, seed, batch_size)
     scorer = Scorer(classifier_dir, batch_size)
     if not scorer.is_keras:
