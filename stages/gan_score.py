@@ -24,8 +24,11 @@ def cli(params_path: Path, data: Path, generator_dir: Path, out: Path) -> None:
     collapse shows as few classes and low entropy. The class count and the entropy's maximum
     (log2 of it) are written once, for both rows; the histograms go to histogram.csv.
     """
+    from pipeline.generative.generator_file import generator_path
+
     params = load_or_exit(params_path)
     gs = params.gan_score
+    generator_path(generator_dir)  # a missing generator exits 2 before Keras loads
     classifier = Path(gs.classifier)
     if not (classifier / "model.keras").is_file():
         fail(f"gan_score.classifier: no model.keras in {classifier}", 2)
